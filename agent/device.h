@@ -1,0 +1,39 @@
+// The channel to the kernel's VSS driver: /dev/vmbus/hv_vss, or a SOCK_SEQPACKET Unix socket
+// at that path where the simulator stands in for the kernel. Opening registers (REGISTER1 and
+// the 4-byte version reply); afterwards every read is one request frame and every write one
+// reply frame (PROTOCOL.md §2).
+#pragma once
+
+#include "agent/protocol.h"
+#include "agent/unique_fd.h"
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace hvvss {
+
+class Device {
+ public:
+  // Opens `path` and registers. Returns an error text for the admin, or "".
+  std::string open(const std::string& path);
+  void close() { fd_.reset(); }
+  int fd() const { return fd_.get(); }
+  bool is_open() const { return static_cast<bool>(fd_); }
+  uint32_t kernel_version() const { return kernel_version_; }
+
+  enum class ReadResult { Frame, Nothing, Lost };
+  // Reads one message into `frame` (any size, so that bad frames can be reported).
+  ReadResult read(std::vector<std::byte>& frame, std::string& error);
+  // Writes one reply frame; false (with `error`) when the kernel did not take it.
+  bool write(const Frame& frame, std::string& error);
+
+ private:
+  std::string register_with_kernel(const std::string& path);
+
+  UniqueFd fd_;
+  bool socket_ = false;
+  uint32_t kernel_version_ = 0;
+};
+
+}  // namespace hvvss

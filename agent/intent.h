@@ -1,0 +1,28 @@
+// The intent record: a small file in the runtime directory (/run/hv-vss-agent/intent, tmpfs)
+// that names what the agent is about to freeze. It is written before the first FIFREEZE and
+// removed after the last FITHAW, so an agent that starts and finds it knows its predecessor
+// died with filesystems frozen, and thaws them before it does anything else.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace hvvss {
+
+class IntentRecord {
+ public:
+  explicit IntentRecord(std::filesystem::path dir) : dir_(std::move(dir)) {}
+
+  // Replaces the record with `lines` atomically (write + rename). Returns an error text or "".
+  std::string write(const std::vector<std::string>& lines) const;
+  // The lines of the record; empty when there is none.
+  std::vector<std::string> read() const;
+  void clear() const;
+  std::filesystem::path path() const { return dir_ / "intent"; }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+}  // namespace hvvss

@@ -1,0 +1,102 @@
+#include "agent/log.h"
+
+#include <array>
+#include <cstdlib>
+#include <mutex>
+#include <spdlog/async.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <sys/uio.h>
+#include <syslog.h>
+#include <systemd/sd-journal.h>
+
+namespace hvvss {
+
+std::optional<ParsedTag> parse_tag(std::string_view line) {
+  if (!line.starts_with("[txn=")) return std::nullopt;
+  auto close = line.find("] ");
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view inner = line.substr(1, close - 1);
+  ParsedTag tag;
+  while (!inner.empty()) {
+    auto space = inner.find(' ');
+    std::string_view field = inner.substr(0, space);
+    auto eq = field.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    std::string value(field.substr(eq + 1));
+    std::string_view key = field.substr(0, eq);
+    if (key == "txn") tag.txn = value;
+    else if (key == "op") tag.op = value;
+    else if (key == "phase") tag.phase = value;
+    else return std::nullopt;
+    inner = space == std::string_view::npos ? std::string_view{} : inner.substr(space + 1);
+  }
+  tag.rest = line.substr(close + 2);
+  return tag;
+}
+
+namespace logging {
+namespace {
+
+// Sends each line to journald with a priority and the transaction fields.
+class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    static constexpr std::array<int, 7> kPriority = {LOG_DEBUG, LOG_DEBUG, LOG_INFO, LOG_WARNING,
+                                                     LOG_ERR,   LOG_CRIT,  LOG_INFO};
+    std::string_view text(msg.payload.data(), msg.payload.size());
+    auto tag = parse_tag(text);
+    std::string fields[5] = {
+        fmt::format("MESSAGE={}", text),
+        fmt::format("PRIORITY={}", kPriority[static_cast<size_t>(msg.level)]),
+    };
+    size_t n = 2;
+    if (tag) {
+      fields[n++] = "HV_VSS_TXN=" + tag->txn;
+      fields[n++] = "HV_VSS_OP=" + tag->op;
+      fields[n++] = "HV_VSS_PHASE=" + tag->phase;
+    }
+    iovec iov[5];
+    for (size_t i = 0; i < n; ++i) iov[i] = {fields[i].data(), fields[i].size()};
+    sd_journal_sendv(iov, static_cast<int>(n));
+  }
+  void flush_() override {}
+};
+
+}  // namespace
+
+Target detect_target() {
+  return (std::getenv("JOURNAL_STREAM") || std::getenv("INVOCATION_ID")) ? Target::Journal : Target::Stderr;
+}
+
+std::optional<spdlog::level::level_enum> parse_level(std::string_view name) {
+  for (auto level : {spdlog::level::trace, spdlog::level::debug, spdlog::level::info, spdlog::level::warn,
+                     spdlog::level::err, spdlog::level::critical, spdlog::level::off}) {
+    auto sv = spdlog::level::to_string_view(level);
+    if (name == std::string_view(sv.data(), sv.size())) return level;
+  }
+  if (name == "warning") return spdlog::level::warn;
+  if (name == "error") return spdlog::level::err;
+  return std::nullopt;
+}
+
+void init(spdlog::level::level_enum level, Target target) {
+  // 8192 lines of head-room; when full, the oldest line is dropped, the caller never waits.
+  spdlog::init_thread_pool(8192, 1);
+  spdlog::sink_ptr sink;
+  if (target == Target::Journal) {
+    sink = std::make_shared<JournalSink>();
+  } else {
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    sink->set_pattern("%Y-%m-%d %H:%M:%S.%e hv-vss-agent[%P] %l: %v");
+  }
+  auto logger = std::make_shared<spdlog::async_logger>("hv-vss-agent", sink, spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::overrun_oldest);
+  logger->set_level(level);
+  spdlog::set_default_logger(logger);
+}
+
+void shutdown() { spdlog::shutdown(); }
+
+}  // namespace logging
+}  // namespace hvvss

@@ -1,0 +1,212 @@
+#include "plugins/fsfreeze/fsfreeze.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/fs.h>
+#include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace hvvss::fsfreeze {
+
+namespace {
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Opens a mount point and proves the descriptor reaches that very mount (not one stacked on
+// top of it, or a different filesystem after a remount).
+UniqueFd open_mount(const MountEntry& mount, std::string& error) {
+  UniqueFd fd(open(mount.mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) {
+    error = fmt::format("cannot open {}: {}", mount.mount_point, errno_text(errno));
+    return {};
+  }
+  struct statx stx {};
+  if (statx(fd.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) == 0 && (stx.stx_mask & STATX_MNT_ID) &&
+      stx.stx_mnt_id != static_cast<uint64_t>(mount.mount_id)) {
+    error = fmt::format("{} is covered by another mount", mount.mount_point);
+    return {};
+  }
+  return fd;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+std::string skipped_text(const Plan& plan) {
+  std::vector<std::string> items;
+  for (const auto& s : plan.skipped) items.push_back(fmt::format("{} ({})", s.mount_point, s.reason));
+  return items.empty() ? "" : "; skipped " + join(items);
+}
+
+}  // namespace
+
+FsFreeze::FsFreeze(Settings settings, IntentRecord intent, LoopBackingFiles backing)
+    : settings_(std::move(settings)), intent_(std::move(intent)), backing_(std::move(backing)) {}
+
+std::optional<Plan> FsFreeze::plan(std::string& error) const {
+  ParseError parse_error;
+  auto mounts = read_mountinfo(settings_.mountinfo_path, parse_error);
+  if (!mounts) {
+    error = fmt::format("{} line {}: {}", settings_.mountinfo_path, parse_error.line, parse_error.message);
+    return std::nullopt;
+  }
+  Plan plan = plan_targets(*mounts, settings_.filters, backing_);
+  if (!plan.errors.empty()) {
+    error = join(plan.errors);
+    return std::nullopt;
+  }
+  return plan;
+}
+
+std::optional<std::vector<FsFreeze::Held>> FsFreeze::open_targets(const Plan& plan, std::string& error) const {
+  std::vector<Held> held;
+  for (const auto& target : plan.targets) {
+    UniqueFd fd = open_mount(target.mount, error);
+    if (!fd) return std::nullopt;
+    held.push_back({std::move(fd), target.mount.mount_point, target.mount.dev()});
+  }
+  return held;
+}
+
+Outcome FsFreeze::check(Deadline) {
+  std::string error;
+  auto plan = this->plan(error);
+  if (!plan || !open_targets(*plan, error)) return Outcome::failure(error);
+  std::vector<std::string> names;
+  for (const auto& t : plan->targets) names.push_back(fmt::format("{} ({})", t.mount.mount_point, t.mount.fstype));
+  return Outcome::success(fmt::format("would freeze {} filesystem(s): {}{}", names.size(), join(names), skipped_text(*plan)));
+}
+
+std::string FsFreeze::write_intent(const std::vector<Held>& held) const {
+  std::vector<std::string> lines;
+  for (const auto& h : held) lines.push_back(h.dev + " " + escape_octal(h.mount_point));
+  return intent_.write(lines);
+}
+
+Outcome FsFreeze::freeze(Deadline deadline) {
+  if (!frozen_.empty()) return Outcome::success("already frozen");
+  std::string error;
+  auto plan = this->plan(error);
+  if (!plan) return Outcome::failure(error);
+  auto held = open_targets(*plan, error);
+  if (!held) return Outcome::failure(error);
+  if (held->empty()) return Outcome::success("no filesystem to freeze" + skipped_text(*plan));
+  spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held->size(), skipped_text(*plan));
+
+  if (auto err = write_intent(*held); !err.empty()) return Outcome::failure("intent record: " + err);
+
+  // Flush dirty data while writers still run, so that the freeze itself only commits journals.
+  std::vector<int> sync_errors(held->size(), 0);
+  {
+    std::vector<std::jthread> syncers;
+    for (size_t i = 0; i < held->size(); ++i)
+      syncers.emplace_back([&, i] { sync_errors[i] = syncfs((*held)[i].fd.get()) == 0 ? 0 : errno; });
+  }
+  for (size_t i = 0; i < held->size(); ++i) {
+    if (sync_errors[i] != 0) {
+      intent_.clear();
+      return Outcome::failure(fmt::format("syncfs {}: {}", (*held)[i].mount_point, errno_text(sync_errors[i])));
+    }
+  }
+
+  std::vector<std::string> foreign;
+  for (auto& h : *held) {
+    int err = 0;
+    if (deadline.expired()) {
+      error = fmt::format("deadline reached before freezing {}", h.mount_point);
+    } else if (ioctl(h.fd.get(), FIFREEZE, 0) == 0) {
+      frozen_.push_back(std::move(h));
+      continue;
+    } else if ((err = errno) == EBUSY) {
+      foreign.push_back(h.mount_point);
+      continue;
+    } else {
+      error = fmt::format("FIFREEZE {}: {}", h.mount_point, errno_text(err));
+    }
+    bool ok = true;
+    thaw_held(frozen_, ok);
+    return Outcome::failure(error + ", rolled back");
+  }
+  std::vector<std::string> names;
+  for (const auto& h : frozen_) names.push_back(h.mount_point);
+  std::string detail = fmt::format("froze {} filesystem(s): {}", names.size(), join(names));
+  if (!foreign.empty()) {
+    // Not ours to thaw: drop them from the intent record too.
+    write_intent(frozen_);
+    detail += fmt::format("; already frozen by someone else, left alone: {}", join(foreign));
+  }
+  return Outcome::success(detail + skipped_text(*plan));
+}
+
+// FITHAW in reverse freeze order, always trying every filesystem. Clears the intent record
+// once nothing of ours is left frozen.
+std::string FsFreeze::thaw_held(std::vector<Held>& held, bool& ok) {
+  std::vector<std::string> problems;
+  size_t thawed = 0;
+  for (auto it = held.rbegin(); it != held.rend(); ++it) {
+    if (ioctl(it->fd.get(), FITHAW, 0) == 0) ++thawed;
+    else if (errno == EINVAL) problems.push_back(fmt::format("{} was already thawed by someone else", it->mount_point));
+    else {
+      ok = false;
+      problems.push_back(fmt::format("FITHAW {}: {}", it->mount_point, errno_text(errno)));
+    }
+  }
+  held.clear();
+  if (ok) intent_.clear();
+  std::string detail = fmt::format("thawed {} filesystem(s)", thawed);
+  if (!problems.empty()) detail += "; " + join(problems);
+  return detail;
+}
+
+Outcome FsFreeze::thaw(Deadline) {
+  if (frozen_.empty()) return Outcome::success();
+  bool ok = true;
+  std::string detail = thaw_held(frozen_, ok);
+  return ok ? Outcome::success(detail) : Outcome::failure(detail);
+}
+
+Outcome FsFreeze::recover() {
+  auto lines = intent_.read();
+  if (lines.empty()) return Outcome::success();
+  ParseError parse_error;
+  auto mounts = read_mountinfo(settings_.mountinfo_path, parse_error);
+  if (!mounts) return Outcome::failure(parse_error.message);
+  std::vector<Held> held;
+  std::vector<std::string> notes;
+  bool ok = true;
+  for (const auto& line : lines) {
+    auto space = line.find(' ');
+    std::string dev = line.substr(0, space);
+    std::string path = space == std::string::npos ? "" : unescape_octal(line.substr(space + 1));
+    // Prefer the recorded mount point; any other mount of the same superblock will do.
+    const MountEntry* found = nullptr;
+    for (const auto& m : *mounts)
+      if (m.dev() == dev && (!found || m.mount_point == path)) found = &m;
+    if (!found) {
+      notes.push_back(fmt::format("{} ({}) is no longer mounted", path, dev));
+      continue;
+    }
+    std::string error;
+    UniqueFd fd = open_mount(*found, error);
+    if (fd) {
+      held.push_back({std::move(fd), found->mount_point, dev});
+    } else {
+      ok = false;
+      notes.push_back(error);
+    }
+  }
+  // The record is in freeze order; thaw_held walks it backwards and clears it if all went well.
+  std::string detail = thaw_held(held, ok);
+  if (!notes.empty()) detail += "; " + join(notes);
+  return ok ? Outcome::success(detail) : Outcome::failure(detail);
+}
+
+}  // namespace hvvss::fsfreeze

@@ -1,0 +1,39 @@
+// Parses /proc/self/mountinfo (proc(5)): one entry per mount with the superblock's device
+// number, the mount's root within the filesystem, and per-mount and per-superblock options.
+// Paths are unescaped from the kernel's octal form (\040 for a space).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hvvss::fsfreeze {
+
+struct MountEntry {
+  int mount_id = 0;
+  int parent_id = 0;
+  unsigned major = 0, minor = 0;
+  std::string root;
+  std::string mount_point;
+  std::string mount_options;
+  std::string fstype;
+  std::string source;
+  std::string super_options;
+
+  std::string dev() const;          // "major:minor", the superblock's identity
+  bool read_only_super() const;     // `ro` in the super options: the filesystem itself is read-only
+};
+
+struct ParseError {
+  size_t line = 0;
+  std::string message;
+};
+
+std::optional<std::vector<MountEntry>> parse_mountinfo(std::string_view text, ParseError& error);
+std::optional<std::vector<MountEntry>> read_mountinfo(const std::string& path, ParseError& error);
+
+std::string unescape_octal(std::string_view text);
+std::string escape_octal(std::string_view text);  // escapes space, tab, newline and backslash
+
+}  // namespace hvvss::fsfreeze

@@ -1,0 +1,45 @@
+// hv-vss-sim: plays the Hyper-V host and the kernel's VSS device for a VSS daemon, so that
+// hv-vss-agent (or the upstream hv_vss_daemon) can be tested without Hyper-V.
+#include "agent/version.h"
+#include "tools/hv-vss-sim/scenario.h"
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <fmt/format.h>
+
+int main(int argc, char** argv) {
+  using namespace hvvss::sim;
+  std::string scenarios;
+  for (const auto& [name, text] : scenario_help()) scenarios += fmt::format("\n  {:<24} {}", name, text);
+  CLI::App app{"hv-vss-sim plays the Hyper-V host and the kernel's /dev/vmbus/hv_vss for a VSS daemon.\n"
+               "It listens on a SOCK_SEQPACKET socket (point the daemon's --device at it), runs a scenario,\n"
+               "prints one JSON line per event, and exits 1 if any reply was missing, late or wrong.\n"
+               "Scenarios:" + scenarios,
+               "hv-vss-sim"};
+  Options options;
+  std::vector<std::string> expect;
+  app.add_option("--socket", options.socket, "Socket path to listen on")->required();
+  app.add_option("scenario", options.scenario, "Scenario to run")->default_val("backup");
+  app.add_option("count", options.count, "Repetitions for 'repeat'")->default_val(1)->check(CLI::PositiveNumber);
+  app.add_option("--hold", options.hold_sec, "Seconds between the FREEZE reply and THAW")->default_val(1.0);
+  app.add_flag("--hold-stdin", options.hold_stdin, "Hold until a line (or EOF) arrives on stdin");
+  app.add_option("--reply-budget", options.reply_budget_sec, "A reply later than this is a failure")->default_val(15.0);
+  app.add_option("--freeze-timeout", options.freeze_timeout_sec, "Kernel timeout for FREEZE")->default_val(900.0);
+  app.add_option("--timeout", options.timeout_sec, "Kernel timeout for HOT_BACKUP and THAW")->default_val(30.0);
+  app.add_option("--wait-daemon", options.wait_daemon_sec, "Seconds to wait for a daemon to register")->default_val(10.0);
+  app.add_option("--expect", expect, "Expected status for an operation, e.g. FREEZE=HV_E_FAIL (default HV_S_OK)");
+  app.set_version_flag("--version", std::string("hv-vss-sim ") + HV_VSS_VERSION);
+  try {
+    app.parse(argc, argv);
+    for (const auto& item : expect) {
+      auto eq = item.find('=');
+      if (eq == std::string::npos) throw CLI::ValidationError("--expect", "use OP=STATUS, e.g. FREEZE=HV_E_FAIL");
+      options.expect[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  Timeline timeline;
+  return run_scenario(options, timeline);
+}

@@ -1,0 +1,159 @@
+#include "tools/hv-vss-sim/scenario.h"
+
+#include <fmt/format.h>
+
+namespace hvvss::sim {
+
+namespace {
+
+using std::chrono::duration;
+using std::chrono::duration_cast;
+
+Clock::duration seconds(double s) { return duration_cast<Clock::duration>(duration<double>(s)); }
+
+std::vector<std::byte> request_frame(uint8_t op) {
+  Frame frame = encode_request(op);
+  return {frame.begin(), frame.end()};
+}
+
+// Plays steps against the device and counts what went wrong.
+class Runner {
+ public:
+  Runner(const Options& options, KernelDevice& device, Timeline& timeline)
+      : options_(options), device_(device), timeline_(timeline) {}
+
+  void request(Op op) { send(request_frame(static_cast<uint8_t>(op)), std::string(op_name(static_cast<uint8_t>(op)))); }
+  void raw(std::vector<std::byte> frame, std::string label) { send(std::move(frame), std::move(label), "HV_E_FAIL"); }
+
+  void backup() {
+    request(Op::HotBackup);
+    request(Op::Freeze);
+    hold();
+    request(Op::Thaw);
+  }
+
+  void hold() {
+    timeline_.event("hold", {{"seconds", options_.hold_stdin ? Timeline::str("until stdin") : Timeline::num(options_.hold_sec)}});
+    if (options_.hold_stdin) device_.hold_until_stdin();
+    else device_.hold(seconds(options_.hold_sec));
+  }
+
+  bool wait_for_daemon() {
+    if (device_.wait_for_daemon(seconds(options_.wait_daemon_sec))) return true;
+    fail("no_daemon", fmt::format("no daemon registered within {} s", options_.wait_daemon_sec));
+    return false;
+  }
+
+  int finish() {
+    timeline_.event("done", {{"ok", Timeline::boolean(failures_ == 0)}, {"failures", std::to_string(failures_)}});
+    return failures_ == 0 ? 0 : 1;
+  }
+
+ private:
+  void fail(std::string_view event, std::string problem) {
+    ++failures_;
+    timeline_.event(event, {{"ok", "false"}, {"problem", Timeline::str(problem)}});
+  }
+
+  void send(std::vector<std::byte> frame, std::string label, std::string expected = {}) {
+    if (expected.empty()) {
+      auto it = options_.expect.find(label);
+      expected = it != options_.expect.end() ? it->second : "HV_S_OK";
+    }
+    bool freeze = label == "FREEZE";
+    Exchange x = device_.transact(frame, label, seconds(freeze ? options_.freeze_timeout_sec : options_.timeout_sec));
+    std::string status = std::string(status_name(static_cast<HvStatus>(x.status)));
+    std::string problem;
+    switch (x.kind) {
+      case Exchange::Kind::NoDaemon: problem = "no daemon registered: the kernel answered HV_E_FAIL itself"; break;
+      case Exchange::Kind::Timeout: problem = "no reply before the kernel's timeout: the host got HV_E_FAIL"; break;
+      case Exchange::Kind::Disconnected: problem = "the daemon let go of the device before replying"; break;
+      case Exchange::Kind::Replied:
+        if (status != expected) problem = fmt::format("expected {}", expected);
+        else if (x.latency_ms > options_.reply_budget_sec * 1000) problem = "late: over the reply budget";
+        break;
+    }
+    std::vector<Timeline::Field> fields = {
+        {"op", Timeline::str(label)},       {"status", Timeline::str(status)},
+        {"code", Timeline::str(status_hex(x.status))}, {"flags", std::to_string(x.flags)},
+        {"latency_ms", Timeline::num(x.latency_ms)},    {"expected", Timeline::str(expected)},
+        {"ok", Timeline::boolean(problem.empty())}};
+    if (!problem.empty()) {
+      fields.emplace_back("problem", Timeline::str(problem));
+      ++failures_;
+    }
+    timeline_.event("reply", fields);
+  }
+
+  const Options& options_;
+  KernelDevice& device_;
+  Timeline& timeline_;
+  int failures_ = 0;
+};
+
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& scenario_help() {
+  static const std::vector<std::pair<std::string, std::string>> help = {
+      {"backup", "HOT_BACKUP, FREEZE, hold, THAW: one host backup"},
+      {"repeat", "the backup scenario COUNT times"},
+      {"freeze-no-thaw", "HOT_BACKUP, FREEZE, hold, then never THAW (the daemon must auto-thaw)"},
+      {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
+      {"unknown-op", "operations the daemon does not handle (7, 42, 255: HV_E_FAIL), then a backup"},
+      {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL), then a backup"},
+      {"disconnect-while-frozen", "FREEZE, then the driver goes away; the daemon must thaw, re-register, and "
+                                  "answer HOT_BACKUP and THAW"},
+      {"fake-hibernate-thaw", "FREEZE, then hibernation's fake THAW (reply rejected); the daemon must thaw, "
+                              "re-register, and complete a backup"},
+  };
+  return help;
+}
+
+int run_scenario(const Options& options, Timeline& timeline) {
+  KernelDevice device(options.socket, timeline);
+  if (auto e = device.listen(); !e.empty()) {
+    timeline.event("error", {{"problem", Timeline::str(e)}});
+    return 2;
+  }
+  Runner run(options, device, timeline);
+  const std::string& name = options.scenario;
+  timeline.event("scenario", {{"name", Timeline::str(name)}});
+  if (!run.wait_for_daemon()) return run.finish();
+  if (name == "backup") {
+    run.backup();
+  } else if (name == "repeat") {
+    for (int i = 0; i < options.count; ++i) run.backup();
+  } else if (name == "freeze-no-thaw") {
+    run.request(Op::HotBackup);
+    run.request(Op::Freeze);
+    run.hold();
+  } else if (name == "thaw-idle") {
+    run.request(Op::Thaw);
+  } else if (name == "unknown-op") {
+    for (uint8_t op : {uint8_t{7}, uint8_t{42}, uint8_t{255}}) run.raw(request_frame(op), fmt::format("OP_{}", op));
+    run.backup();
+  } else if (name == "bad-frame") {
+    run.raw(std::vector<std::byte>(5, std::byte{5}), "FRAME_5_BYTES");
+    run.raw(std::vector<std::byte>(20, std::byte{5}), "FRAME_20_BYTES");
+    run.backup();
+  } else if (name == "disconnect-while-frozen") {
+    run.request(Op::HotBackup);
+    run.request(Op::Freeze);
+    device.drop_daemon("simulated channel rescind while frozen");
+    if (run.wait_for_daemon()) {
+      run.request(Op::HotBackup);
+      run.request(Op::Thaw);
+    }
+  } else if (name == "fake-hibernate-thaw") {
+    run.request(Op::HotBackup);
+    run.request(Op::Freeze);
+    device.queue_fake_thaw();
+    if (run.wait_for_daemon()) run.backup();
+  } else {
+    timeline.event("error", {{"problem", Timeline::str("unknown scenario " + name)}});
+    return 2;
+  }
+  return run.finish();
+}
+
+}  // namespace hvvss::sim

@@ -1,0 +1,174 @@
+#include "tools/hv-vss-sim/simulator.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fmt/format.h>
+#include <iostream>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace hvvss::sim {
+
+namespace {
+int ms_until(Clock::time_point until) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left + 1, 0, 1000));
+}
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+}  // namespace
+
+KernelDevice::KernelDevice(std::string path, Timeline& timeline) : path_(std::move(path)), timeline_(timeline) {}
+
+KernelDevice::~KernelDevice() {
+  if (listen_fd_) unlink(path_.c_str());
+}
+
+std::string KernelDevice::listen() {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path_.size() >= sizeof addr.sun_path) return fmt::format("{}: path too long for a socket", path_);
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  listen_fd_ = UniqueFd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  unlink(path_.c_str());
+  if (!listen_fd_ || bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listen_fd_.get(), 4) != 0)
+    return fmt::format("{}: {}", path_, std::strerror(errno));
+  timeline_.event("listening", {{"socket", Timeline::str(path_)}});
+  return {};
+}
+
+void KernelDevice::accept_client() {
+  UniqueFd fd(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!fd) return;
+  if (client_) {
+    // The device is exclusive: a second open() gets EBUSY.
+    timeline_.event("client_refused", {{"reason", Timeline::str("EBUSY: a daemon already has the device open")}});
+    return;
+  }
+  client_ = std::move(fd);
+  registered_ = false;
+  timeline_.event("client_connected");
+}
+
+void KernelDevice::close_client(std::string_view why) {
+  if (!client_) return;
+  client_.reset();
+  registered_ = false;
+  timeline_.event("client_closed", {{"reason", Timeline::str(why)}});
+}
+
+void KernelDevice::drop_daemon(std::string_view why) {
+  if (!client_) return;
+  client_.reset();
+  registered_ = false;
+  awaiting_reply_ = false;
+  timeline_.event("device_destroyed", {{"reason", Timeline::str(why)}});
+}
+
+void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_point sent, bool& done) {
+  std::byte buffer[256];
+  ssize_t n = recv(client_.get(), buffer, sizeof buffer, 0);
+  if (n <= 0) {
+    // Release: a pending transaction is failed towards the host at once (on_reset).
+    if (awaiting_reply_ && exchange) {
+      *exchange = {Exchange::Kind::Disconnected, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
+      awaiting_reply_ = false;
+      done = true;
+    }
+    close_client(n == 0 ? "daemon closed the device" : std::strerror(errno));
+    return;
+  }
+  auto reject = [&](std::string_view reason) {
+    timeline_.event("write_rejected", {{"reason", Timeline::str(reason)}, {"errno", Timeline::str("EINVAL")}});
+    if (awaiting_reply_ && exchange) {
+      *exchange = {Exchange::Kind::Disconnected, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
+      awaiting_reply_ = false;
+      done = true;
+    }
+    close_client("a rejected write (a socket cannot return EINVAL)");
+  };
+  if (static_cast<size_t>(n) != kFrameSize) return reject(fmt::format("Message size does not match length ({} bytes)", n));
+  uint8_t op = static_cast<uint8_t>(buffer[0]);
+  if (op == static_cast<uint8_t>(Op::Register) || op == static_cast<uint8_t>(Op::Register1)) {
+    if (awaiting_reply_) return reject("Got unexpected registration request");
+    if (op == static_cast<uint8_t>(Op::Register)) {
+      timeline_.event("register_legacy", {{"note", Timeline::str("REGISTER (128) never makes the device READY")}});
+      return;
+    }
+    uint32_t version = kKernelVersion;
+    send(client_.get(), &version, sizeof version, MSG_NOSIGNAL);
+    registered_ = true;
+    timeline_.event("registered", {{"version", std::to_string(version)}});
+    if (what == Wait::Registered) done = true;
+    return;
+  }
+  if (!awaiting_reply_) return reject("Transaction not active");
+  Frame frame;
+  std::memcpy(frame.data(), buffer, kFrameSize);
+  awaiting_reply_ = false;
+  if (exchange) *exchange = {Exchange::Kind::Replied, reply_status(frame), reply_flags(frame), ms_since(sent)};
+  if (what == Wait::Reply) done = true;
+}
+
+bool KernelDevice::pump(Clock::time_point until, Wait what, Exchange* exchange, Clock::time_point sent) {
+  bool done = false;
+  while (!done) {
+    if (Clock::now() >= until) return what == Wait::Until;
+    pollfd fds[3] = {{listen_fd_.get(), POLLIN, 0},
+                     {client_ ? client_.get() : -1, POLLIN, 0},
+                     {what == Wait::Stdin ? STDIN_FILENO : -1, POLLIN, 0}};
+    int ready = poll(fds, 3, ms_until(until));
+    if (ready < 0 && errno != EINTR) return false;
+    if (ready <= 0) continue;
+    if (fds[0].revents & POLLIN) accept_client();
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) on_client_frame(what, exchange, sent, done);
+    if (fds[2].revents & (POLLIN | POLLHUP)) {
+      std::string line;
+      std::getline(std::cin, line);
+      return true;
+    }
+  }
+  return true;
+}
+
+bool KernelDevice::wait_for_daemon(Clock::duration timeout) {
+  if (registered_) return true;
+  return pump(Clock::now() + timeout, Wait::Registered);
+}
+
+Exchange KernelDevice::transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout) {
+  Exchange exchange;
+  if (!registered_) {
+    // No daemon: the kernel answers HV_E_FAIL itself.
+    exchange.status = static_cast<uint32_t>(HvStatus::Fail);
+    return exchange;
+  }
+  timeline_.event("request", {{"op", Timeline::str(op)}, {"bytes", std::to_string(frame.size())}});
+  auto sent = Clock::now();
+  send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
+  awaiting_reply_ = true;
+  if (!pump(sent + timeout, Wait::Reply, &exchange, sent) && awaiting_reply_) {
+    // "VSS: timeout waiting for daemon to reply": the host gets HV_E_FAIL, state READY.
+    awaiting_reply_ = false;
+    exchange = {Exchange::Kind::Timeout, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
+  }
+  return exchange;
+}
+
+void KernelDevice::hold(Clock::duration duration) { pump(Clock::now() + duration, Wait::Until); }
+
+void KernelDevice::hold_until_stdin() { pump(Clock::time_point::max(), Wait::Stdin); }
+
+void KernelDevice::queue_fake_thaw() {
+  if (!client_) return;
+  Frame frame = encode_request(static_cast<uint8_t>(Op::Thaw));
+  send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
+  awaiting_reply_ = false;  // hv_vss_pre_suspend forces READY: the reply will be rejected
+  registered_ = false;      // and the daemon has to reopen and register again before the next request
+  timeline_.event("fake_thaw", {{"note", Timeline::str("hibernation: THAW queued with the state forced to READY")}});
+}
+
+}  // namespace hvvss::sim

@@ -1,0 +1,65 @@
+// The kernel's side of /dev/vmbus/hv_vss, played over a SOCK_SEQPACKET Unix socket: one daemon
+// at a time (others are refused), the REGISTER1 handshake, one queued request, the 12-byte size
+// check, per-op timeouts after which the host gets HV_E_FAIL, and rejection of replies that no
+// request waits for. A socket cannot fail a write the way the kernel does, so a rejected write
+// closes the connection; the daemon sees the same thing it must handle after a failed write:
+// it has to thaw, reopen and register again (PROTOCOL.md §2, §3).
+#pragma once
+
+#include "agent/protocol.h"
+#include "agent/unique_fd.h"
+#include "tools/hv-vss-sim/timeline.h"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace hvvss::sim {
+
+using Clock = std::chrono::steady_clock;
+
+struct Exchange {
+  enum class Kind { Replied, Timeout, NoDaemon, Disconnected } kind = Kind::NoDaemon;
+  uint32_t status = 0;  // the HRESULT the host received
+  uint32_t flags = 0;
+  double latency_ms = 0;
+};
+
+class KernelDevice {
+ public:
+  KernelDevice(std::string path, Timeline& timeline);
+  ~KernelDevice();
+  std::string listen();  // error text or ""
+
+  // Waits until a daemon has connected and registered (REGISTER1 answered).
+  bool wait_for_daemon(Clock::duration timeout);
+  // Queues one request and waits for the reply or the kernel's timeout.
+  Exchange transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout);
+  // Keeps serving the device (refusing clients, rejecting stray writes) for `duration`.
+  void hold(Clock::duration duration);
+  // Holds until a line (or EOF) arrives on stdin.
+  void hold_until_stdin();
+  // The driver goes away (rescind / rmmod): the daemon sees POLLHUP and must let go.
+  void drop_daemon(std::string_view why);
+  // Hibernation: a THAW is queued while the state is already READY, so any reply is rejected.
+  void queue_fake_thaw();
+  bool registered() const { return registered_; }
+
+ private:
+  enum class Wait { Until, Reply, Registered, Stdin };
+  // One poll loop for every state; returns when `what` happened or at `until`.
+  bool pump(Clock::time_point until, Wait what, Exchange* exchange = nullptr, Clock::time_point sent = {});
+  void on_client_frame(Wait what, Exchange* exchange, Clock::time_point sent, bool& done);
+  void accept_client();
+  void close_client(std::string_view why);
+
+  std::string path_;
+  Timeline& timeline_;
+  UniqueFd listen_fd_;
+  UniqueFd client_;
+  bool registered_ = false;
+  bool awaiting_reply_ = false;  // a request is outstanding (USERSPACE_REQ)
+};
+
+}  // namespace hvvss::sim

@@ -1,0 +1,28 @@
+#include "tools/hv-vss-sim/timeline.h"
+
+#include <fmt/format.h>
+
+namespace hvvss::sim {
+
+std::string Timeline::str(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += {'\\', c};
+    else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
+    else out += c;
+  }
+  return out + "\"";
+}
+
+std::string Timeline::num(double value) { return fmt::format("{:.3f}", value); }
+
+void Timeline::event(std::string_view name, const std::vector<Field>& fields) {
+  double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+  std::string line = fmt::format("{{\"t_ms\":{},\"event\":{}", num(t), str(name));
+  for (const auto& [key, value] : fields) line += fmt::format(",{}:{}", str(key), value);
+  line += "}\n";
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace hvvss::sim
