@@ -83,9 +83,12 @@ std::string Device::open(const std::string& path) {
 }
 
 std::string Device::register_with_kernel(const std::string& path) {
+  const std::string refused =
+      fmt::format("{} closed the channel during registration: another VSS daemon is probably connected", path);
   Frame hello = encode_request(static_cast<uint8_t>(Op::Register1));
-  if (retry_eintr([&] { return ::write(fd_.get(), hello.data(), hello.size()); }) != static_cast<ssize_t>(hello.size()))
-    return fmt::format("{}: registration (REGISTER1) failed: {}", path, std::strerror(errno));
+  if (retry_eintr([&] { return send_frame(hello); }) != static_cast<ssize_t>(hello.size()))
+    return errno == EPIPE || errno == ECONNRESET ? refused
+                                                 : fmt::format("{}: registration (REGISTER1) failed: {}", path, std::strerror(errno));
   pollfd pfd{fd_.get(), POLLIN, 0};
   int ready;
   do ready = poll(&pfd, 1, kHandshakeTimeoutMs);
@@ -93,8 +96,7 @@ std::string Device::register_with_kernel(const std::string& path) {
   if (ready == 0) return fmt::format("{}: no version reply within {} ms of REGISTER1", path, kHandshakeTimeoutMs);
   uint8_t buffer[kReadBuffer];
   ssize_t n = retry_eintr([&] { return ::read(fd_.get(), buffer, sizeof buffer); });
-  if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
-    return fmt::format("{} closed the channel during registration: another VSS daemon is probably connected", path);
+  if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return refused;
   if (n < 0) return fmt::format("{}: reading the version reply failed: {}", path, std::strerror(errno));
   if (n != static_cast<ssize_t>(kVersionReplySize))
     return fmt::format("{}: invalid version negotiation: {}-byte reply, expected {}", path, n, kVersionReplySize);
@@ -114,11 +116,13 @@ Device::ReadResult Device::read(std::vector<std::byte>& frame, std::string& erro
   return ReadResult::Lost;
 }
 
+ssize_t Device::send_frame(const Frame& frame) {
+  return socket_ ? ::send(fd_.get(), frame.data(), frame.size(), MSG_NOSIGNAL)
+                 : ::write(fd_.get(), frame.data(), frame.size());
+}
+
 bool Device::write(const Frame& frame, std::string& error) {
-  ssize_t n = retry_eintr([&] {
-    return socket_ ? ::send(fd_.get(), frame.data(), frame.size(), MSG_NOSIGNAL)
-                   : ::write(fd_.get(), frame.data(), frame.size());
-  });
+  ssize_t n = retry_eintr([&] { return send_frame(frame); });
   if (n == static_cast<ssize_t>(frame.size())) return true;
   if (n < 0 && errno == EINVAL)
     error = "the kernel rejected the reply (EINVAL): it no longer waits for one (timeout or hibernation THAW)";

@@ -30,6 +30,7 @@ class Device {
 
  private:
   std::string register_with_kernel(const std::string& path);
+  ssize_t send_frame(const Frame& frame);
 
   UniqueFd fd_;
   bool socket_ = false;

@@ -4,6 +4,8 @@
 // died with filesystems frozen, and thaws them before it does anything else.
 #pragma once
 
+#include "agent/unique_fd.h"
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -23,6 +25,18 @@ class IntentRecord {
 
  private:
   std::filesystem::path dir_;
+};
+
+// Makes one agent the owner of a runtime directory: an flock on `lock` that the kernel drops
+// when the process dies, even by SIGKILL. Only the owner may act on the intent record, so a
+// second agent can never "recover" (thaw) what a live first agent froze.
+class RuntimeLock {
+ public:
+  // Takes the lock; returns an error text naming the holder, or "".
+  std::string acquire(const std::filesystem::path& dir);
+
+ private:
+  UniqueFd fd_;
 };
 
 }  // namespace hvvss

@@ -177,7 +177,7 @@ int configure(int argc, char** argv, AgentConfig& config) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0, every usage error 2
   }
   if (auto e = load_config(config_path, app.count("--config") > 0, config); !e.empty()) {
     std::cerr << "hv-vss-agent: configuration error: " << e << "\n";
@@ -206,6 +206,12 @@ int run(int argc, char** argv) {
   if (int code = configure(argc, argv, config); code >= 0) return code;
   logging::init(*logging::parse_level(config.log_level), logging::detect_target());
 
+  RuntimeLock lock;
+  if (auto e = lock.acquire(config.runtime_dir); !e.empty()) {
+    spdlog::critical("{}", e);
+    logging::shutdown();
+    return 1;
+  }
   fsfreeze::FsFreeze fs({config.filters}, IntentRecord(config.runtime_dir));
   if (Outcome recovered = fs.recover(); !recovered.detail.empty()) {
     if (recovered.ok) spdlog::warn("a previous agent left filesystems frozen; recovered: {}", recovered.detail);

@@ -101,8 +101,8 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
       {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
       {"unknown-op", "operations the daemon does not handle (7, 42, 255: HV_E_FAIL), then a backup"},
       {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL), then a backup"},
-      {"disconnect-while-frozen", "FREEZE, then the driver goes away; the daemon must thaw, re-register, and "
-                                  "answer HOT_BACKUP and THAW"},
+      {"disconnect-while-frozen", "FREEZE, then the driver goes away; the daemon must thaw and re-register; "
+                                  "hold, then HOT_BACKUP and THAW"},
       {"fake-hibernate-thaw", "FREEZE, then hibernation's fake THAW (reply rejected); the daemon must thaw, "
                               "re-register, and complete a backup"},
   };
@@ -141,6 +141,7 @@ int run_scenario(const Options& options, Timeline& timeline) {
     run.request(Op::Freeze);
     device.drop_daemon("simulated channel rescind while frozen");
     if (run.wait_for_daemon()) {
+      run.hold();
       run.request(Op::HotBackup);
       run.request(Op::Thaw);
     }

@@ -1,0 +1,297 @@
+// The real hv-vss-agent binary against the real hv-vss-sim, freezing real loop-mounted ext4,
+// xfs and btrfs filesystems that each test creates and always removes. The agent always runs
+// with an allow-list of exactly those mounts.
+#include "tests/integration/harness.h"
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <memory>
+
+namespace hvvss::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// How to start one agent; every field has a default that suits most tests.
+struct AgentRun {
+  std::vector<std::string> extra = {};                // more options
+  std::optional<std::vector<std::string>> only = {};  // the allow-list; default: every scratch mount
+  std::string log = {};                               // stderr; default: the test's agent.log
+  std::string runtime_dir = {};                       // default: the test's run/
+};
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void use(const std::vector<std::string>& types) { scratch_ = std::make_unique<Scratch>(types); }
+  void TearDown() override {
+    if (HasFailure() && scratch_) {
+      for (const auto& log : {agent_log(), dir() + "/sim.err"})
+        std::fprintf(stderr, "---- %s\n%s\n", log.c_str(), slurp(log).c_str());
+    }
+    sims_.clear();
+    agents_.clear();
+    scratch_.reset();
+  }
+
+  std::string dir() const { return scratch_->dir(); }
+  std::string socket() const { return dir() + "/hv_vss.sock"; }
+  std::string runtime_dir() const { return dir() + "/run"; }
+  std::string agent_log() const { return dir() + "/agent.log"; }
+  const std::vector<std::string>& mounts() const { return scratch_->mounts(); }
+
+  Process& start_sim(std::vector<std::string> args) {
+    std::vector<std::string> argv = {sim_bin(), "--socket", socket()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto& sim = *sims_.emplace_back(std::make_unique<Process>(argv, dir() + "/sim.err", true));
+    EXPECT_TRUE(sim.read_until({"\"listening\""}));
+    return sim;
+  }
+
+  Process& start_agent(AgentRun run = {}) {
+    std::vector<std::string> argv = {agent_bin(), "--config", "/dev/null", "--device", socket(), "--log-level", "debug",
+                                     "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir,
+                                     "--only-mounts"};
+    for (const auto& m : run.only.value_or(mounts())) argv.push_back(m);
+    argv.insert(argv.end(), run.extra.begin(), run.extra.end());
+    return *agents_.emplace_back(std::make_unique<Process>(argv, run.log.empty() ? agent_log() : run.log));
+  }
+
+  // Reads the sim's timeline until the reply to `op`; returns its status.
+  static std::string reply_to(Process& sim, const std::string& op) {
+    auto line = sim.read_until({"\"event\":\"reply\"", "\"op\":\"" + op + "\""});
+    return line ? json_field(*line, "status") : "no reply";
+  }
+
+  bool intent_recorded() const { return fs::exists(runtime_dir() + "/intent"); }
+
+  std::unique_ptr<Scratch> scratch_;
+  std::vector<std::unique_ptr<Process>> sims_, agents_;
+};
+
+TEST_F(AgentTest, BackupBlocksWritesOnEveryFilesystemUntilThaw) {
+  use({"ext4", "xfs", "btrfs"});
+  Process& sim = start_sim({"backup", "--hold-stdin"});
+  start_agent();
+  ASSERT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  EXPECT_TRUE(intent_recorded());
+  std::vector<std::unique_ptr<ProbeWriter>> probes;
+  for (const auto& m : mounts()) {
+    probes.push_back(std::make_unique<ProbeWriter>(m));
+    EXPECT_TRUE(probes.back()->blocks()) << m << " is not frozen";
+  }
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_FALSE(intent_recorded());
+}
+
+TEST_F(AgentTest, RepeatedBackupsAllSucceed) {
+  use({"ext4", "xfs", "btrfs"});
+  Process& sim = start_sim({"repeat", "5", "--hold", "0"});
+  start_agent();
+  int ok_replies = 0;
+  while (auto line = sim.read_line())
+    if (json_field(*line, "event") == "reply" && json_field(*line, "ok") == "true") ++ok_replies;
+  EXPECT_EQ(ok_replies, 15);
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_TRUE(all_writable(mounts()));
+}
+
+TEST_F(AgentTest, FailedFreezeRollsBackTheOthersAndAnswersFail) {
+  // tmpfs is mounted first, so it is frozen last: after ext4, xfs and btrfs are already frozen.
+  use({"tmpfs", "ext4", "xfs", "btrfs"});
+  Process& sim = start_sim({"backup", "--hold", "0", "--expect", "FREEZE=HV_E_FAIL"});
+  start_agent();
+  EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_E_FAIL");
+  EXPECT_TRUE(all_writable({mounts()[1], mounts()[2], mounts()[3]}));
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_FALSE(intent_recorded());
+  EXPECT_NE(slurp(agent_log()).find("FIFREEZE " + mounts()[0] + ": Operation not supported, rolled back"),
+            std::string::npos);
+}
+
+TEST_F(AgentTest, FreezeWithoutThawIsUndoneByAutoThaw) {
+  use({"ext4", "xfs", "btrfs"});
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  start_agent({.extra = {"--auto-thaw", "1s"}});
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  std::vector<std::unique_ptr<ProbeWriter>> probes;
+  for (const auto& m : mounts()) {
+    probes.push_back(std::make_unique<ProbeWriter>(m));
+    EXPECT_TRUE(probes.back()->blocks()) << m;
+  }
+  for (auto& p : probes) EXPECT_TRUE(p->completes());  // no THAW was ever sent
+  EXPECT_NE(slurp(agent_log()).find("thawing automatically"), std::string::npos);
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, RestartedAgentThawsWhatAKilledOneLeftFrozen) {
+  use({"ext4", "xfs", "btrfs"});
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  Process& first = start_agent({.extra = {"--auto-thaw", "10min"}});
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  first.kill(SIGKILL);
+  first.wait();
+  std::vector<std::unique_ptr<ProbeWriter>> probes;
+  for (const auto& m : mounts()) {
+    probes.push_back(std::make_unique<ProbeWriter>(m));
+    ASSERT_TRUE(probes.back()->blocks()) << m << " should still be frozen after SIGKILL";
+  }
+  ASSERT_TRUE(intent_recorded());
+  start_agent();
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  EXPECT_TRUE(sim.read_until({"\"registered\""}));
+  EXPECT_FALSE(intent_recorded());
+  EXPECT_NE(slurp(agent_log()).find("a previous agent left filesystems frozen; recovered: thawed 3 filesystem(s)"),
+            std::string::npos);
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, ChannelLossWhileFrozenThawsAndReRegisters) {
+  use({"ext4", "xfs", "btrfs"});
+  Process& sim = start_sim({"disconnect-while-frozen", "--hold-stdin"});
+  start_agent();
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  ASSERT_TRUE(sim.read_until({"\"device_destroyed\""}));
+  ASSERT_TRUE(sim.read_until({"\"registered\""}));
+  EXPECT_TRUE(all_writable(mounts()));  // thawed before the host sent anything else
+  sim.write_stdin("go on");
+  EXPECT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, HibernationThawIsObeyedAndTheAgentReRegisters) {
+  use({"ext4", "xfs", "btrfs"});
+  Process& sim = start_sim({"fake-hibernate-thaw", "--hold", "0"});
+  start_agent();
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  auto rejected = sim.read_until({"\"write_rejected\""});
+  ASSERT_TRUE(rejected);
+  EXPECT_EQ(json_field(*rejected, "reason"), "Transaction not active");
+  EXPECT_TRUE(sim.read_until({"\"registered\""}));
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_TRUE(all_writable(mounts()));
+}
+
+TEST_F(AgentTest, ThawWhileIdleIsAnsweredOk) {
+  use({"ext4"});
+  Process& sim = start_sim({"thaw-idle"});
+  start_agent();
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, UnknownOperationsAndBadFramesGetErrorRepliesAndTheAgentStaysUp) {
+  use({"ext4"});
+  Process& unknown = start_sim({"unknown-op", "--hold", "0"});
+  Process& agent = start_agent();
+  EXPECT_EQ(unknown.wait(), 0);
+  Process& bad = start_sim({"bad-frame", "--hold", "0"});
+  EXPECT_EQ(reply_to(bad, "FRAME_5_BYTES"), "HV_E_FAIL");
+  EXPECT_EQ(reply_to(bad, "FRAME_20_BYTES"), "HV_E_FAIL");
+  EXPECT_EQ(bad.wait(), 0);
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+}
+
+TEST_F(AgentTest, SecondAgentIsRefusedWithAClearMessage) {
+  use({"ext4"});
+  Process& sim = start_sim({"backup", "--hold-stdin"});
+  start_agent();
+  ASSERT_TRUE(sim.read_until({"\"registered\""}));
+  // A second agent with its own runtime directory (with the same one it would not even get
+  // as far as the device: see SecondAgentOnTheSameRuntimeDirectoryStartsNothing).
+  std::string second_log = dir() + "/second.log";
+  Process& second = start_agent({.log = second_log, .runtime_dir = dir() + "/run2"});
+  EXPECT_EQ(second.wait(), 1);
+  EXPECT_NE(slurp(second_log).find("another VSS daemon is probably connected"), std::string::npos) << slurp(second_log);
+  EXPECT_TRUE(sim.read_until({"\"client_refused\""}));
+  sim.write_stdin("thaw");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, SecondAgentOnTheSameRuntimeDirectoryStartsNothing) {
+  use({"ext4"});
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  start_agent();
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  std::string second_log = dir() + "/second.log";
+  Process& second = start_agent({.log = second_log});
+  EXPECT_EQ(second.wait(), 1);
+  EXPECT_NE(slurp(second_log).find("another hv-vss-agent (pid"), std::string::npos) << slurp(second_log);
+  // Above all, it did not "recover" the live agent's freeze.
+  ProbeWriter probe(mounts()[0]);
+  EXPECT_TRUE(probe.blocks());
+  EXPECT_TRUE(intent_recorded());
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, KeepsAnsweringWhenItsOwnLogFileIsOnAFrozenFilesystem) {
+  use({"ext4", "xfs"});
+  Process& sim = start_sim({"repeat", "3", "--hold", "0.2"});
+  Process& agent = start_agent({.log = mounts()[0] + "/agent.log"});
+  EXPECT_EQ(sim.wait(), 0);
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+  EXPECT_NE(slurp(mounts()[0] + "/agent.log").find("[txn=3 op=THAW"), std::string::npos);
+}
+
+TEST_F(AgentTest, AllowListNamingANonMountFreezesNothing) {
+  use({"ext4"});
+  fs::create_directory(dir() + "/not-a-mount");
+  Process& sim = start_sim({"backup", "--hold", "0", "--expect", "HOT_BACKUP=HV_E_FAIL", "--expect", "FREEZE=HV_E_FAIL"});
+  start_agent({.only = std::vector<std::string>{dir() + "/not-a-mount"}});
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_NE(slurp(agent_log()).find("not-a-mount, which is not a visible mount point"), std::string::npos);
+  EXPECT_FALSE(intent_recorded());
+}
+
+TEST_F(AgentTest, StoppingWhileFrozenThawsBeforeExit) {
+  use({"ext4", "btrfs"});
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  Process& agent = start_agent();
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  ProbeWriter probe(mounts()[1]);
+  ASSERT_TRUE(probe.blocks());
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+  EXPECT_TRUE(probe.completes());
+  EXPECT_FALSE(intent_recorded());
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST(AgentCommandLine, BadOptionValueIsAnErrorNamingTheOption) {
+  std::string log = "/tmp/hv-vss-cli-" + std::to_string(getpid()) + ".log";
+  Process agent({agent_bin(), "--config", "/dev/null", "--reply-budget", "soon"}, log);
+  EXPECT_EQ(agent.wait(), 2);
+  EXPECT_NE(slurp(log).find("--reply-budget: invalid duration 'soon'"), std::string::npos) << slurp(log);
+  fs::remove(log);
+}
+
+TEST(AgentCommandLine, ConfigErrorNamesFileAndLine) {
+  std::string conf = "/tmp/hv-vss-cli-" + std::to_string(getpid()) + ".conf", log = conf + ".log";
+  std::ofstream(conf) << "[Agent]\nReplyBudgetSec=10\nFreezeAll=yes\n";
+  Process agent({agent_bin(), "--config", conf}, log);
+  EXPECT_EQ(agent.wait(), 2);
+  EXPECT_NE(slurp(log).find(conf + ":3: unknown key 'FreezeAll' in section [Agent]"), std::string::npos) << slurp(log);
+  fs::remove(conf);
+  fs::remove(log);
+}
+
+}  // namespace
+}  // namespace hvvss::test

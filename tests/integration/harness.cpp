@@ -1,0 +1,229 @@
+#include "tests/integration/harness.h"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <linux/fs.h>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace hvvss::test {
+
+namespace {
+
+std::string run_capture(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) throw std::runtime_error("popen failed: " + command);
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  if (pclose(pipe) != 0) throw std::runtime_error("failed: " + command + "\n" + out);
+  return out;
+}
+
+// Reads a /proc file; "" once the task is gone (ESRCH), which iostreams would throw on.
+std::string read_proc(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while (fd && (n = read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  return text;
+}
+
+// Blocked by a freeze: asleep uninterruptibly on the superblock's freeze lock (a per-cpu
+// rw-semaphore), not merely waiting for a disk read; where the kernel hides stacks, the D
+// state alone has to do.
+bool blocked_by_freeze(pid_t tid) {
+  std::string task = "/proc/self/task/" + std::to_string(tid);
+  std::string stat = read_proc(task + "/stat");
+  auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'D') return false;
+  static const bool stacks_visible = !read_proc("/proc/self/stack").empty();
+  return !stacks_visible || read_proc(task + "/stack").find("percpu_rwsem") != std::string::npos;
+}
+
+}  // namespace
+
+std::string agent_bin() { return HV_VSS_AGENT_BIN; }
+std::string sim_bin() { return HV_VSS_SIM_BIN; }
+
+Scratch::Scratch(const std::vector<std::string>& types) {
+  std::filesystem::create_directories(HV_VSS_SCRATCH_ROOT);
+  char templ[] = HV_VSS_SCRATCH_ROOT "/XXXXXX";
+  if (!mkdtemp(templ)) throw std::runtime_error("mkdtemp failed");
+  dir_ = templ;
+  std::string command = std::string(HV_VSS_SCRATCH_TOOL) + " create " + dir_;
+  for (const auto& t : types) command += " " + t;
+  try {
+    std::string out = run_capture(command);
+    for (size_t start = 0, nl; (nl = out.find('\n', start)) != std::string::npos; start = nl + 1)
+      mounts_.push_back(out.substr(start, nl - start));
+  } catch (...) {
+    run_capture(std::string(HV_VSS_SCRATCH_TOOL) + " destroy " + dir_);
+    throw;
+  }
+}
+
+Scratch::~Scratch() {
+  try {
+    run_capture(std::string(HV_VSS_SCRATCH_TOOL) + " destroy " + dir_);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "scratch cleanup: %s\n", e.what());
+  }
+}
+
+Process::Process(std::vector<std::string> argv, const std::string& stderr_path, bool with_stdin) {
+  int out[2], in[2] = {-1, -1};
+  if (pipe2(out, O_CLOEXEC) != 0 || (with_stdin && pipe2(in, O_CLOEXEC) != 0)) throw std::runtime_error("pipe");
+  pid_ = fork();
+  if (pid_ == 0) {
+    int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    dup2(out[1], STDOUT_FILENO);
+    if (err >= 0) dup2(err, STDERR_FILENO);
+    if (with_stdin) dup2(in[0], STDIN_FILENO);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  out_ = UniqueFd(out[0]);
+  if (with_stdin) {
+    close(in[0]);
+    in_ = UniqueFd(in[1]);
+  }
+}
+
+Process::~Process() {
+  if (!status_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::optional<std::string> Process::read_line(Clock::duration timeout) {
+  auto until = Clock::now() + timeout;
+  for (;;) {
+    if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+      std::string line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      return line;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (left <= 0) return std::nullopt;
+    pollfd pfd{out_.get(), POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left)) <= 0) continue;
+    char buf[4096];
+    ssize_t n = read(out_.get(), buf, sizeof buf);
+    if (n <= 0) return std::nullopt;
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+std::optional<std::string> Process::read_until(const std::vector<std::string>& fragments, Clock::duration timeout) {
+  auto until = Clock::now() + timeout;
+  while (auto line = read_line(std::max<Clock::duration>(Clock::duration::zero(), until - Clock::now()))) {
+    bool all = true;
+    for (const auto& f : fragments) all = all && line->find(f) != std::string::npos;
+    if (all) return line;
+  }
+  return std::nullopt;
+}
+
+void Process::write_stdin(const std::string& line) {
+  std::string text = line + "\n";
+  [[maybe_unused]] ssize_t n = write(in_.get(), text.data(), text.size());
+}
+
+int Process::wait(Clock::duration timeout) {
+  if (status_) return *status_;
+  auto until = Clock::now() + timeout;
+  // pidfd lets poll() wait for the exit without sleeping in a loop.
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+  pollfd pfd{pidfd.get(), POLLIN, 0};
+  if (poll(&pfd, 1, static_cast<int>(std::max<long long>(left, 0))) <= 0) {
+    kill(SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    status_ = -1;
+    return -1;
+  }
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return *status_;
+}
+
+void Process::kill(int sig) { ::kill(pid_, sig); }
+
+ProbeWriter::ProbeWriter(const std::string& dir) : dir_(dir) {}
+
+ProbeWriter::~ProbeWriter() {
+  if (thread_.joinable()) {
+    // Never hang the suite on a filesystem a failed test left frozen: it is ours, thaw it.
+    UniqueFd d(open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (done_.wait_for(0s) != std::future_status::ready) ioctl(d.get(), FITHAW, 0);
+    thread_.join();
+  }
+}
+
+bool ProbeWriter::blocks() {
+  tid_ = 0;
+  std::promise<void> finished;
+  done_ = finished.get_future().share();
+  thread_ = std::thread([this, finished = std::move(finished)]() mutable {
+    tid_ = static_cast<pid_t>(syscall(SYS_gettid));
+    UniqueFd fd(open((dir_ + "/probe").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    [[maybe_unused]] ssize_t n = write(fd.get(), "probe\n", 6);
+    finished.set_value();
+  });
+  // There is no event for "entered D state": look at the task state until either happens.
+  auto until = Clock::now() + kPatience;
+  while (Clock::now() < until) {
+    if (done_.wait_for(0s) == std::future_status::ready) {
+      thread_.join();
+      return false;
+    }
+    if (tid_ != 0 && blocked_by_freeze(tid_)) return true;
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+bool ProbeWriter::completes(Clock::duration timeout) {
+  if (done_.wait_for(timeout) != std::future_status::ready) return false;
+  thread_.join();
+  return true;
+}
+
+bool all_writable(const std::vector<std::string>& mounts) {
+  for (const auto& m : mounts) {
+    ProbeWriter probe(m);
+    if (probe.blocks()) return false;
+  }
+  return true;
+}
+
+std::string json_field(const std::string& line, const std::string& key) {
+  std::string needle = "\"" + key + "\":";
+  auto pos = line.find(needle);
+  if (pos == std::string::npos) return {};
+  pos += needle.size();
+  if (line[pos] == '"') {
+    auto end = line.find('"', pos + 1);
+    return line.substr(pos + 1, end - pos - 1);
+  }
+  auto end = line.find_first_of(",}", pos);
+  return line.substr(pos, end - pos);
+}
+
+}  // namespace hvvss::test

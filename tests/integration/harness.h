@@ -1,0 +1,94 @@
+// Test harness for the integration suite: scratch loop-mounted filesystems that are always
+// thawed and removed, child processes with line-oriented pipes, and a probe writer that proves
+// by the kernel's own task state that writes block on a frozen filesystem.
+#pragma once
+
+#include "agent/unique_fd.h"
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+#include <vector>
+
+namespace hvvss::test {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// Upper bound for anything a test waits for: only there so a broken build cannot hang CI.
+inline constexpr auto kPatience = 30s;
+
+// Loop-mounted filesystems of the given types under a fresh directory (tools/scratch-mounts).
+class Scratch {
+ public:
+  explicit Scratch(const std::vector<std::string>& types);
+  ~Scratch();
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  const std::string& dir() const { return dir_; }
+  const std::vector<std::string>& mounts() const { return mounts_; }
+
+ private:
+  std::string dir_;
+  std::vector<std::string> mounts_;
+};
+
+// A child process; stdout (and optionally stdin) are pipes, stderr goes to a file.
+class Process {
+ public:
+  Process(std::vector<std::string> argv, const std::string& stderr_path, bool with_stdin = false);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  std::optional<std::string> read_line(Clock::duration timeout = kPatience);
+  // Reads lines until one contains every fragment; returns it (nullopt at timeout or EOF).
+  std::optional<std::string> read_until(const std::vector<std::string>& fragments, Clock::duration timeout = kPatience);
+  void write_stdin(const std::string& line);
+  // Exit status, or -1 if it did not exit in time (it is then killed).
+  int wait(Clock::duration timeout = kPatience);
+  void kill(int sig);
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd out_, in_;
+  std::string buffer_;
+  std::optional<int> status_;
+};
+
+// Creates and writes a file on a filesystem from its own thread, so that the test never blocks.
+class ProbeWriter {
+ public:
+  explicit ProbeWriter(const std::string& dir);
+  ~ProbeWriter();
+  ProbeWriter(const ProbeWriter&) = delete;
+  ProbeWriter& operator=(const ProbeWriter&) = delete;
+
+  // Starts a write; true once the writing thread sleeps uninterruptibly in the kernel (the
+  // filesystem is frozen), false if the write completed instead.
+  bool blocks();
+  // Waits for the started write to complete.
+  bool completes(Clock::duration timeout = kPatience);
+
+ private:
+  std::string dir_;
+  std::thread thread_;
+  std::atomic<pid_t> tid_{0};
+  std::shared_future<void> done_;
+};
+
+// True if every probe's write completes straight away (nothing is frozen).
+bool all_writable(const std::vector<std::string>& mounts);
+
+// Reads a field of a one-line JSON object as its raw text ("FREEZE" → FREEZE, 1.5 → 1.5).
+std::string json_field(const std::string& line, const std::string& key);
+
+std::string agent_bin();
+std::string sim_bin();
+
+}  // namespace hvvss::test
