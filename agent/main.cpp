@@ -77,9 +77,11 @@ class Agent {
     uint64_t generation = generation_;
     auto reply = [this, generation](uint8_t op, HvStatus status) { send_reply(generation, op, status); };
     if (!request) {
-      // The kernel waits for a reply to whatever it queued; answer it rather than stall it.
+      // The kernel waits for a reply to whatever it queued: answer it, then start afresh, as
+      // the channel is out of step with us.
       spdlog::error("bad frame from the kernel: {}; answering HV_E_FAIL", error.message);
       reply(bytes.empty() ? 0 : static_cast<uint8_t>(bytes[0]), HvStatus::Fail);
+      lose_channel("bad frame");
       return;
     }
     engine_.handle(request->op, reply);

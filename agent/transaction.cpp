@@ -151,6 +151,7 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
       // A thaw always ends with nothing frozen by us: plugins thaw everything they froze or
       // report what they could not, and retrying would not help.
       frozen_count_ = 0;
+      auto_thaw_due_ = false;
       set_state(State::Idle);
       if (auto_thaw_timer_) sd_event_source_set_enabled(auto_thaw_timer_, SD_EVENT_OFF);
       if (seq == 0) {
@@ -163,7 +164,8 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
       break;
   }
   if (worker_.busy()) return;
-  if (awaiting_) start_awaiting();
+  if (auto_thaw_due_ && frozen()) start_auto_thaw();
+  else if (awaiting_) start_awaiting();
   maybe_finish_stop();
 }
 
@@ -195,10 +197,16 @@ int TransactionEngine::on_deadline(sd_event_source*, uint64_t, void* userdata) {
 
 int TransactionEngine::on_auto_thaw(sd_event_source*, uint64_t, void* userdata) {
   auto* self = static_cast<TransactionEngine*>(userdata);
-  if (!self->frozen() || self->worker_.busy()) return 0;
-  self->start_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
-                               std::chrono::duration<double>(self->settings_.auto_thaw).count()));
+  if (!self->frozen()) return 0;
+  if (self->worker_.busy()) self->auto_thaw_due_ = true;  // after_phase starts it
+  else self->start_auto_thaw();
   return 0;
+}
+
+void TransactionEngine::start_auto_thaw() {
+  auto_thaw_due_ = false;
+  start_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
+                         std::chrono::duration<double>(settings_.auto_thaw).count()));
 }
 
 void TransactionEngine::abandon(std::string_view why) {

@@ -68,6 +68,7 @@ class TransactionEngine {
   void after_phase(uint8_t op, uint64_t seq, const PhaseResult& result);
   void close_txn();
   void maybe_finish_stop();
+  void start_auto_thaw();
   void set_state(State state);
   void arm(sd_event_source*& timer, Clock::time_point at, sd_event_time_handler_t handler);
   static int on_deadline(sd_event_source*, uint64_t, void* userdata);
@@ -95,6 +96,7 @@ class TransactionEngine {
   uint64_t running_seq_ = 0;         // request whose phase the worker runs; 0 = internal phase
   std::function<void()> on_stopped_;  // set by stop()
   bool stopping_ = false;
+  bool auto_thaw_due_ = false;  // the auto-thaw timer fired while the worker was busy
 
   sd_event_source* deadline_timer_ = nullptr;
   sd_event_source* auto_thaw_timer_ = nullptr;

@@ -15,7 +15,10 @@ class ScriptedPlugin final : public Plugin {
   ScriptedPlugin(std::string name, std::vector<std::string>& journal, std::mutex& mutex)
       : name_(std::move(name)), journal_(journal), mutex_(mutex) {}
   std::string_view name() const override { return name_; }
-  Outcome check(Deadline) override { return record("check", check_ok); }
+  Outcome check(Deadline) override {
+    if (check_gate.valid()) check_gate.wait();
+    return record("check", check_ok);
+  }
   Outcome freeze(Deadline) override {
     if (gate.valid()) gate.wait();
     return record("freeze", freeze_ok);
@@ -24,7 +27,8 @@ class ScriptedPlugin final : public Plugin {
 
   bool check_ok = true;
   bool freeze_ok = true;
-  std::shared_future<void> gate;  // freeze blocks until it is ready
+  std::shared_future<void> gate;        // freeze blocks until it is ready
+  std::shared_future<void> check_gate;  // check blocks until it is ready
 
  private:
   Outcome record(const char* what, bool ok) {
@@ -149,6 +153,22 @@ TEST_F(Engine, FreezeWithoutThawIsUndoneAfterTheAutoThawDelay) {
   ASSERT_TRUE(run_until([&] { return !engine_->frozen(); }));
   EXPECT_EQ(journal().back(), "a.thaw");
   EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);  // a late THAW is harmless
+}
+
+TEST_F(Engine, AutoThawThatComesDueDuringAnotherPhaseRunsAfterIt) {
+  std::promise<void> release;
+  a_.check_gate = release.get_future().share();
+  make({.reply_budget = 15s, .auto_thaw = 1ms});
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  std::optional<HvStatus> check;
+  engine_->handle(static_cast<uint8_t>(Op::HotBackup), [&](uint8_t, HvStatus s) { check = s; });
+  // Serve the loop past the auto-thaw deadline while the check is stuck on the worker.
+  auto past = Clock::now() + 20ms;
+  run_until([&] { return Clock::now() >= past; });
+  EXPECT_TRUE(engine_->frozen());
+  release.set_value();
+  ASSERT_TRUE(run_until([&] { return check.has_value() && !engine_->frozen(); }));
+  EXPECT_EQ(journal().back(), "a.thaw");
 }
 
 TEST_F(Engine, LosingTheChannelWhileFrozenThaws) {

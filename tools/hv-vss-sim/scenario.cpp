@@ -38,8 +38,11 @@ class Runner {
     else device_.hold(seconds(options_.hold_sec));
   }
 
-  bool wait_for_daemon() {
-    if (device_.wait_for_daemon(seconds(options_.wait_daemon_sec))) return true;
+  // Waits for a registered daemon; `anew` waits for one that registers after this point
+  // (the daemon had to reopen the device).
+  bool wait_for_daemon(bool anew = false) {
+    uint64_t count = anew ? device_.registrations() + 1 : 1;
+    if (device_.wait_for_daemon(seconds(options_.wait_daemon_sec), count)) return true;
     fail("no_daemon", fmt::format("no daemon registered within {} s", options_.wait_daemon_sec));
     return false;
   }
@@ -100,7 +103,7 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
       {"freeze-no-thaw", "HOT_BACKUP, FREEZE, hold, then never THAW (the daemon must auto-thaw)"},
       {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
       {"unknown-op", "operations the daemon does not handle (7, 42, 255: HV_E_FAIL), then a backup"},
-      {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL), then a backup"},
+      {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL; the daemon re-registers after each), then a backup"},
       {"disconnect-while-frozen", "FREEZE, then the driver goes away; the daemon must thaw and re-register; "
                                   "hold, then HOT_BACKUP and THAW"},
       {"fake-hibernate-thaw", "FREEZE, then hibernation's fake THAW (reply rejected); the daemon must thaw, "
@@ -133,14 +136,15 @@ int run_scenario(const Options& options, Timeline& timeline) {
     for (uint8_t op : {uint8_t{7}, uint8_t{42}, uint8_t{255}}) run.raw(request_frame(op), fmt::format("OP_{}", op));
     run.backup();
   } else if (name == "bad-frame") {
+    // The daemon answers HV_E_FAIL, then reopens the device: wait for it after each frame.
     run.raw(std::vector<std::byte>(5, std::byte{5}), "FRAME_5_BYTES");
-    run.raw(std::vector<std::byte>(20, std::byte{5}), "FRAME_20_BYTES");
-    run.backup();
+    if (run.wait_for_daemon(true)) run.raw(std::vector<std::byte>(20, std::byte{5}), "FRAME_20_BYTES");
+    if (run.wait_for_daemon(true)) run.backup();
   } else if (name == "disconnect-while-frozen") {
     run.request(Op::HotBackup);
     run.request(Op::Freeze);
     device.drop_daemon("simulated channel rescind while frozen");
-    if (run.wait_for_daemon()) {
+    if (run.wait_for_daemon(true)) {
       run.hold();
       run.request(Op::HotBackup);
       run.request(Op::Thaw);
@@ -149,7 +153,7 @@ int run_scenario(const Options& options, Timeline& timeline) {
     run.request(Op::HotBackup);
     run.request(Op::Freeze);
     device.queue_fake_thaw();
-    if (run.wait_for_daemon()) run.backup();
+    if (run.wait_for_daemon(true)) run.backup();
   } else {
     timeline.event("error", {{"problem", Timeline::str("unknown scenario " + name)}});
     return 2;

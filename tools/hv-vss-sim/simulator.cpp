@@ -101,8 +101,9 @@ void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_po
     uint32_t version = kKernelVersion;
     send(client_.get(), &version, sizeof version, MSG_NOSIGNAL);
     registered_ = true;
+    ++registrations_;
     timeline_.event("registered", {{"version", std::to_string(version)}});
-    if (what == Wait::Registered) done = true;
+    if (what == Wait::Registered && registrations_ >= wanted_registrations_) done = true;
     return;
   }
   if (!awaiting_reply_) return reject("Transaction not active");
@@ -134,8 +135,9 @@ bool KernelDevice::pump(Clock::time_point until, Wait what, Exchange* exchange, 
   return true;
 }
 
-bool KernelDevice::wait_for_daemon(Clock::duration timeout) {
-  if (registered_) return true;
+bool KernelDevice::wait_for_daemon(Clock::duration timeout, uint64_t count) {
+  if (registered_ && registrations_ >= count) return true;
+  wanted_registrations_ = count;
   return pump(Clock::now() + timeout, Wait::Registered);
 }
 
@@ -167,7 +169,6 @@ void KernelDevice::queue_fake_thaw() {
   Frame frame = encode_request(static_cast<uint8_t>(Op::Thaw));
   send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
   awaiting_reply_ = false;  // hv_vss_pre_suspend forces READY: the reply will be rejected
-  registered_ = false;      // and the daemon has to reopen and register again before the next request
   timeline_.event("fake_thaw", {{"note", Timeline::str("hibernation: THAW queued with the state forced to READY")}});
 }
 

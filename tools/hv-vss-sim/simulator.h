@@ -32,8 +32,10 @@ class KernelDevice {
   ~KernelDevice();
   std::string listen();  // error text or ""
 
-  // Waits until a daemon has connected and registered (REGISTER1 answered).
-  bool wait_for_daemon(Clock::duration timeout);
+  // Waits until a daemon is registered (REGISTER1 answered) and at least `count` registrations
+  // have happened since the start; registrations() + 1 waits for a daemon to register anew.
+  bool wait_for_daemon(Clock::duration timeout, uint64_t count = 1);
+  uint64_t registrations() const { return registrations_; }
   // Queues one request and waits for the reply or the kernel's timeout.
   Exchange transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout);
   // Keeps serving the device (refusing clients, rejecting stray writes) for `duration`.
@@ -59,6 +61,8 @@ class KernelDevice {
   UniqueFd listen_fd_;
   UniqueFd client_;
   bool registered_ = false;
+  uint64_t registrations_ = 0;
+  uint64_t wanted_registrations_ = 0;
   bool awaiting_reply_ = false;  // a request is outstanding (USERSPACE_REQ)
 };
 
