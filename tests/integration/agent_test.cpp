@@ -1,6 +1,7 @@
 // The real hv-vss-agent binary against the real hv-vss-sim, freezing real loop-mounted ext4,
 // xfs and btrfs filesystems that each test creates and always removes. The agent always runs
 // with an allow-list of exactly those mounts.
+#include "plugins/fsfreeze/targets.h"
 #include "tests/integration/harness.h"
 
 #include <csignal>
@@ -8,6 +9,8 @@
 #include <fstream>
 #include <gtest/gtest.h>
 #include <memory>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 namespace hvvss::test {
 namespace {
@@ -184,6 +187,30 @@ TEST_F(AgentTest, HibernationThawIsObeyedAndTheAgentReRegisters) {
   EXPECT_TRUE(sim.read_until({"\"registered\""}));
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_TRUE(all_writable(mounts()));
+}
+
+TEST_F(AgentTest, LoopFilesystemOnAFrozenFilesystemIsFrozenFirstAndThawedLast) {
+  // xfs on a loop device whose image lives on the scratch ext4: freezing the ext4 first would
+  // leave the xfs freeze hanging on its own image.
+  use({"ext4"});
+  Scratch inner({"xfs"}, mounts()[0]);
+  Process& sim = start_sim({"backup", "--hold", "0"});
+  start_agent({.only = std::vector<std::string>{mounts()[0], inner.mounts()[0]}});
+  EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_NE(slurp(agent_log()).find("froze 2 filesystem(s): " + inner.mounts()[0] + ", " + mounts()[0]),
+            std::string::npos);
+}
+
+TEST_F(AgentTest, SysfsNamesTheImageBehindALoopMountedFilesystem) {
+  use({"ext4"});
+  struct stat st {};
+  ASSERT_EQ(stat(mounts()[0].c_str(), &st), 0);
+  auto files = fsfreeze::sysfs_loop_backing_files(major(st.st_dev), minor(st.st_dev));
+  EXPECT_EQ(files, std::vector<std::string>{dir() + "/0-ext4.img"});
+  ASSERT_EQ(stat("/", &st), 0);  // the machine's own disk is not a loop device
+  EXPECT_TRUE(fsfreeze::sysfs_loop_backing_files(major(st.st_dev), minor(st.st_dev)).empty());
 }
 
 TEST_F(AgentTest, ThawWhileIdleIsAnsweredOk) {

@@ -16,8 +16,6 @@
 
 namespace hvvss::test {
 
-namespace {
-
 std::string run_capture(const std::string& command) {
   std::string out;
   FILE* pipe = popen(command.c_str(), "r");
@@ -27,6 +25,8 @@ std::string run_capture(const std::string& command) {
   if (pclose(pipe) != 0) throw std::runtime_error("failed: " + command + "\n" + out);
   return out;
 }
+
+namespace {
 
 // Reads a /proc file; "" once the task is gone (ESRCH), which iostreams would throw on.
 std::string read_proc(const std::string& path) {
@@ -55,10 +55,10 @@ bool blocked_by_freeze(pid_t tid) {
 std::string agent_bin() { return HV_VSS_AGENT_BIN; }
 std::string sim_bin() { return HV_VSS_SIM_BIN; }
 
-Scratch::Scratch(const std::vector<std::string>& types) {
-  std::filesystem::create_directories(HV_VSS_SCRATCH_ROOT);
-  char templ[] = HV_VSS_SCRATCH_ROOT "/XXXXXX";
-  if (!mkdtemp(templ)) throw std::runtime_error("mkdtemp failed");
+Scratch::Scratch(const std::vector<std::string>& types, const std::string& parent) {
+  std::filesystem::create_directories(parent);
+  std::string templ = parent + "/XXXXXX";
+  if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed in " + parent);
   dir_ = templ;
   std::string command = std::string(HV_VSS_SCRATCH_TOOL) + " create " + dir_;
   for (const auto& t : types) command += " " + t;

@@ -22,10 +22,11 @@ using namespace std::chrono_literals;
 // Upper bound for anything a test waits for: only there so a broken build cannot hang CI.
 inline constexpr auto kPatience = 30s;
 
-// Loop-mounted filesystems of the given types under a fresh directory (tools/scratch-mounts).
+// Loop-mounted filesystems of the given types under a fresh directory (tools/scratch-mounts),
+// by default in the suite's scratch root, or inside `parent` (e.g. on another scratch mount).
 class Scratch {
  public:
-  explicit Scratch(const std::vector<std::string>& types);
+  explicit Scratch(const std::vector<std::string>& types, const std::string& parent = HV_VSS_SCRATCH_ROOT);
   ~Scratch();
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
@@ -81,6 +82,9 @@ class ProbeWriter {
   std::atomic<pid_t> tid_{0};
   std::shared_future<void> done_;
 };
+
+// Runs a shell command; throws with its output if it fails.
+std::string run_capture(const std::string& command);
 
 // True if every probe's write completes straight away (nothing is frozen).
 bool all_writable(const std::vector<std::string>& mounts);
