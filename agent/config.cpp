@@ -2,11 +2,11 @@
 
 #include "agent/log.h"
 
+#include <fmt/format.h>
+#include <ini.h>
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
-#include <fmt/format.h>
-#include <ini.h>
 
 namespace hvvss {
 
@@ -18,10 +18,14 @@ bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
   if (ec != std::errc() || ptr == text.data()) return false;
   std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
   double scale;
-  if (unit.empty() || unit == "s" || unit == "sec") scale = 1000;
-  else if (unit == "ms" || unit == "msec") scale = 1;
-  else if (unit == "min") scale = 60000;
-  else return false;
+  if (unit.empty() || unit == "s" || unit == "sec")
+    scale = 1000;
+  else if (unit == "ms" || unit == "msec")
+    scale = 1;
+  else if (unit == "min")
+    scale = 60000;
+  else
+    return false;
   if (!(value > 0) || value * scale > 86400000.0 * 365) return false;
   out = std::chrono::milliseconds(static_cast<long long>(value * scale + 0.5));
   return out.count() > 0;
@@ -89,8 +93,9 @@ const std::vector<Setting>& settings() {
                    &fsfreeze::Filters::only_mounts, true),
       list_setting("Filesystems", "ExcludeMounts", "--exclude-mounts", "Never freeze mount points matching these globs",
                    &fsfreeze::Filters::exclude_globs, false),
-      {"Filesystems", "FreezableTypes", "--freezable-types", "Filesystem types frozen (default: ext4 ext3 ext2 xfs btrfs)",
-       true, [](AgentConfig& c, const Values& v) -> std::string {
+      {"Filesystems", "FreezableTypes", "--freezable-types",
+       "Filesystem types frozen (default: ext4 ext3 ext2 xfs btrfs)", true,
+       [](AgentConfig& c, const Values& v) -> std::string {
          c.filters.freezable_types = v;
          return {};
        }},
@@ -120,15 +125,17 @@ std::vector<std::string> split_words(std::string_view text) {
 int on_key(void* user, const char* section, const char* key, const char* value) {
   auto* state = static_cast<ParseState*>(user);
   const auto& table = settings();
-  auto it = std::find_if(table.begin(), table.end(),
-                         [&](const Setting& s) { return s.section == section && s.key == key; });
+  auto it =
+      std::find_if(table.begin(), table.end(), [&](const Setting& s) { return s.section == section && s.key == key; });
   std::string error;
   if (it == table.end()) {
     error = fmt::format("unknown key '{}' in section [{}]", key, section);
   } else {
     Values values = it->list ? split_words(value) : Values{value};
-    if (!it->list && values.front().empty()) error = fmt::format("{}= needs a value", key);
-    else if (auto e = it->apply(*state->config, values); !e.empty()) error = fmt::format("{}=: {}", key, e);
+    if (!it->list && values.front().empty())
+      error = fmt::format("{}= needs a value", key);
+    else if (auto e = it->apply(*state->config, values); !e.empty())
+      error = fmt::format("{}=: {}", key, e);
   }
   if (error.empty()) return 1;
   if (state->error.empty()) state->error = error;

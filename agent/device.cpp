@@ -1,7 +1,5 @@
 #include "agent/device.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -9,6 +7,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace hvvss {
 
@@ -20,18 +20,18 @@ constexpr size_t kReadBuffer = 256;  // larger than any frame, so oversized ones
 std::string open_error(const std::string& path, int err) {
   switch (err) {
     case ENOENT:
-      return fmt::format("{} does not exist: the Hyper-V 'Backup (volume snapshot)' integration service is not offered "
-                         "to this VM, or the hv_utils module is not loaded",
-                         path);
+      return fmt::format(
+          "{} does not exist: the Hyper-V 'Backup (volume snapshot)' integration service is not offered "
+          "to this VM, or the hv_utils module is not loaded",
+          path);
     case EBUSY:
-      return fmt::format("{} is busy: another VSS daemon has it open, most likely hv-vss-daemon.service "
-                         "(hypervvssd.service on Fedora/RHEL) from hyperv-daemons; stop and disable it",
-                         path);
+      return fmt::format(
+          "{} is busy: another VSS daemon has it open, most likely hv-vss-daemon.service "
+          "(hypervvssd.service on Fedora/RHEL) from hyperv-daemons; stop and disable it",
+          path);
     case EACCES:
-    case EPERM:
-      return fmt::format("{}: {} (hv-vss-agent must run as root)", path, std::strerror(err));
-    default:
-      return fmt::format("{}: {}", path, std::strerror(err));
+    case EPERM: return fmt::format("{}: {} (hv-vss-agent must run as root)", path, std::strerror(err));
+    default: return fmt::format("{}: {}", path, std::strerror(err));
   }
 }
 
@@ -87,8 +87,9 @@ std::string Device::register_with_kernel(const std::string& path) {
       fmt::format("{} closed the channel during registration: another VSS daemon is probably connected", path);
   Frame hello = encode_request(static_cast<uint8_t>(Op::Register1));
   if (retry_eintr([&] { return send_frame(hello); }) != static_cast<ssize_t>(hello.size()))
-    return errno == EPIPE || errno == ECONNRESET ? refused
-                                                 : fmt::format("{}: registration (REGISTER1) failed: {}", path, std::strerror(errno));
+    return errno == EPIPE || errno == ECONNRESET
+               ? refused
+               : fmt::format("{}: registration (REGISTER1) failed: {}", path, std::strerror(errno));
   pollfd pfd{fd_.get(), POLLIN, 0};
   int ready;
   do ready = poll(&pfd, 1, kHandshakeTimeoutMs);

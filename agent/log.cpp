@@ -1,14 +1,14 @@
 #include "agent/log.h"
 
-#include <array>
-#include <cstdlib>
-#include <mutex>
 #include <spdlog/async.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <sys/uio.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
+#include <array>
+#include <cstdlib>
+#include <mutex>
 
 namespace hvvss {
 
@@ -25,10 +25,14 @@ std::optional<ParsedTag> parse_tag(std::string_view line) {
     if (eq == std::string_view::npos) return std::nullopt;
     std::string value(field.substr(eq + 1));
     std::string_view key = field.substr(0, eq);
-    if (key == "txn") tag.txn = value;
-    else if (key == "op") tag.op = value;
-    else if (key == "phase") tag.phase = value;
-    else return std::nullopt;
+    if (key == "txn")
+      tag.txn = value;
+    else if (key == "op")
+      tag.op = value;
+    else if (key == "phase")
+      tag.phase = value;
+    else
+      return std::nullopt;
     inner = space == std::string_view::npos ? std::string_view{} : inner.substr(space + 1);
   }
   tag.rest = line.substr(close + 2);

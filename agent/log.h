@@ -4,10 +4,10 @@
 // turns into the structured fields HV_VSS_TXN, HV_VSS_OP and HV_VSS_PHASE.
 #pragma once
 
-#include <cstdint>
 #include <fmt/format.h>
-#include <optional>
 #include <spdlog/spdlog.h>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 

@@ -10,11 +10,11 @@
 #include "agent/version.h"
 #include "plugins/fsfreeze/fsfreeze.h"
 
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
-#include <systemd/sd-daemon.h>
-#include <systemd/sd-event.h>
 
 namespace hvvss {
 namespace {
@@ -27,7 +27,8 @@ constexpr uint64_t kMaxBackoffUsec = 5'000'000;
 class Agent {
  public:
   Agent(sd_event* loop, AgentConfig config, Plugin& fs)
-      : loop_(loop), config_(std::move(config)),
+      : loop_(loop),
+        config_(std::move(config)),
         engine_(loop, {&fs}, EngineSettings{config_.reply_budget, config_.auto_thaw}) {}
   ~Agent() {
     sd_event_source_disable_unref(io_);
@@ -170,8 +171,8 @@ int configure(int argc, char** argv, AgentConfig& config) {
   std::vector<CLI::Option*> options;
   for (size_t i = 0; i < table.size(); ++i) {
     const Setting& s = table[i];
-    auto* option = app.add_option(std::string(s.flag), values[i],
-                                  fmt::format("{} (config: [{}] {}=)", s.help, s.section, s.key));
+    auto* option =
+        app.add_option(std::string(s.flag), values[i], fmt::format("{} (config: [{}] {}=)", s.help, s.section, s.key));
     option->type_name(s.list ? "VALUE..." : "VALUE");
     if (!s.list) option->expected(1);
     options.push_back(option);
@@ -216,8 +217,10 @@ int run(int argc, char** argv) {
   }
   fsfreeze::FsFreeze fs({config.filters}, IntentRecord(config.runtime_dir));
   if (Outcome recovered = fs.recover(); !recovered.detail.empty()) {
-    if (recovered.ok) spdlog::warn("a previous agent left filesystems frozen; recovered: {}", recovered.detail);
-    else spdlog::error("a previous agent left filesystems frozen; recovery incomplete: {}", recovered.detail);
+    if (recovered.ok)
+      spdlog::warn("a previous agent left filesystems frozen; recovered: {}", recovered.detail);
+    else
+      spdlog::error("a previous agent left filesystems frozen; recovery incomplete: {}", recovered.detail);
   }
 
   sd_event* loop = nullptr;

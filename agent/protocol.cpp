@@ -1,7 +1,7 @@
 #include "agent/protocol.h"
 
-#include <cstring>
 #include <fmt/format.h>
+#include <cstring>
 
 namespace hvvss {
 

@@ -20,9 +20,7 @@ namespace {
 uint64_t to_usec(Clock::time_point t) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
 }
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 // Joins plugin details into one sentence: "fsfreeze: froze 3 filesystems; units: ...".
 void add_detail(std::string& detail, const Plugin& plugin, const Outcome& outcome) {
   if (outcome.detail.empty()) return;
@@ -69,7 +67,8 @@ void TransactionEngine::arm(sd_event_source*& timer, Clock::time_point at, sd_ev
 void TransactionEngine::handle(uint8_t op, ReplyFn reply) {
   if (awaiting_ || stopping_) {
     // The kernel never overlaps requests, and a stopping agent starts nothing new.
-    spdlog::warn("{} {} refused: {}", tag(), op_name(op), stopping_ ? "agent is stopping" : "a request is already pending");
+    spdlog::warn("{} {} refused: {}", tag(), op_name(op),
+                 stopping_ ? "agent is stopping" : "a request is already pending");
     reply(op, HvStatus::Fail);
     return;
   }
@@ -155,8 +154,10 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
       set_state(State::Idle);
       if (auto_thaw_timer_) sd_event_source_set_enabled(auto_thaw_timer_, SD_EVENT_OFF);
       if (seq == 0) {
-        if (result.ok) spdlog::info("{} thawed{}{}", tag(), result.detail.empty() ? "" : ": ", result.detail);
-        else spdlog::error("{} thaw incomplete: {}", tag(), result.detail);
+        if (result.ok)
+          spdlog::info("{} thawed{}{}", tag(), result.detail.empty() ? "" : ": ", result.detail);
+        else
+          spdlog::error("{} thaw incomplete: {}", tag(), result.detail);
       } else if (!answered_late) {
         answer(result.ok ? HvStatus::Ok : HvStatus::Fail, result.detail);
       }
@@ -164,8 +165,10 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
       break;
   }
   if (worker_.busy()) return;
-  if (auto_thaw_due_ && frozen()) start_auto_thaw();
-  else if (awaiting_) start_awaiting();
+  if (auto_thaw_due_ && frozen())
+    start_auto_thaw();
+  else if (awaiting_)
+    start_awaiting();
   maybe_finish_stop();
 }
 
@@ -198,8 +201,10 @@ int TransactionEngine::on_deadline(sd_event_source*, uint64_t, void* userdata) {
 int TransactionEngine::on_auto_thaw(sd_event_source*, uint64_t, void* userdata) {
   auto* self = static_cast<TransactionEngine*>(userdata);
   if (!self->frozen()) return 0;
-  if (self->worker_.busy()) self->auto_thaw_due_ = true;  // after_phase starts it
-  else self->start_auto_thaw();
+  if (self->worker_.busy())
+    self->auto_thaw_due_ = true;  // after_phase starts it
+  else
+    self->start_auto_thaw();
   return 0;
 }
 

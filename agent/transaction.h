@@ -10,11 +10,11 @@
 #include "agent/protocol.h"
 #include "agent/worker.h"
 
+#include <systemd/sd-event.h>
 #include <chrono>
 #include <functional>
 #include <optional>
 #include <string_view>
-#include <systemd/sd-event.h>
 #include <vector>
 
 namespace hvvss {
@@ -89,11 +89,11 @@ class TransactionEngine {
   State state_ = State::Idle;
   uint64_t txn_ = 0;
   bool txn_open_ = false;
-  uint8_t op_ = 0;                   // the host op the current log lines are about
+  uint8_t op_ = 0;  // the host op the current log lines are about
   uint64_t next_seq_ = 1;
-  size_t frozen_count_ = 0;          // plugins frozen, as the loop knows it
-  std::optional<Pending> awaiting_;  // the request owed a reply (the host sends one at a time)
-  uint64_t running_seq_ = 0;         // request whose phase the worker runs; 0 = internal phase
+  size_t frozen_count_ = 0;           // plugins frozen, as the loop knows it
+  std::optional<Pending> awaiting_;   // the request owed a reply (the host sends one at a time)
+  uint64_t running_seq_ = 0;          // request whose phase the worker runs; 0 = internal phase
   std::function<void()> on_stopped_;  // set by stop()
   bool stopping_ = false;
   bool auto_thaw_due_ = false;  // the auto-thaw timer fired while the worker was busy

@@ -1,10 +1,10 @@
 #include "agent/worker.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <cstdint>
 #include <stdexcept>
-#include <sys/eventfd.h>
 #include <system_error>
-#include <unistd.h>
 
 namespace hvvss {
 
@@ -23,7 +23,10 @@ Worker::~Worker() {
   }
   wake_.notify_one();
   // A job stuck in an uninterruptible FIFREEZE cannot be joined; the process is exiting.
-  if (busy_) thread_.detach(); else thread_.join();
+  if (busy_)
+    thread_.detach();
+  else
+    thread_.join();
   sd_event_source_disable_unref(source_);
   close(eventfd_);
 }

@@ -3,10 +3,10 @@
 // through an eventfd, so the loop keeps serving the device and timers while the job blocks.
 #pragma once
 
+#include <systemd/sd-event.h>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
-#include <systemd/sd-event.h>
 #include <thread>
 
 namespace hvvss {

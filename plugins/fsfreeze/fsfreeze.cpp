@@ -1,15 +1,15 @@
 #include "plugins/fsfreeze/fsfreeze.h"
 
-#include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <thread>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
+#include <thread>
 
 namespace hvvss::fsfreeze {
 
@@ -82,7 +82,8 @@ Outcome FsFreeze::check(Deadline) {
   if (!plan || !open_targets(*plan, error)) return Outcome::failure(error);
   std::vector<std::string> names;
   for (const auto& t : plan->targets) names.push_back(fmt::format("{} ({})", t.mount.mount_point, t.mount.fstype));
-  return Outcome::success(fmt::format("would freeze {} filesystem(s): {}{}", names.size(), join(names), skipped_text(*plan)));
+  return Outcome::success(
+      fmt::format("would freeze {} filesystem(s): {}{}", names.size(), join(names), skipped_text(*plan)));
 }
 
 std::string FsFreeze::write_intent(const std::vector<Held>& held) const {
@@ -152,8 +153,10 @@ std::string FsFreeze::thaw_held(std::vector<Held>& held, bool& ok) {
   std::vector<std::string> problems;
   size_t thawed = 0;
   for (auto it = held.rbegin(); it != held.rend(); ++it) {
-    if (ioctl(it->fd.get(), FITHAW, 0) == 0) ++thawed;
-    else if (errno == EINVAL) problems.push_back(fmt::format("{} was already thawed by someone else", it->mount_point));
+    if (ioctl(it->fd.get(), FITHAW, 0) == 0)
+      ++thawed;
+    else if (errno == EINVAL)
+      problems.push_back(fmt::format("{} was already thawed by someone else", it->mount_point));
     else {
       ok = false;
       problems.push_back(fmt::format("FITHAW {}: {}", it->mount_point, errno_text(errno)));

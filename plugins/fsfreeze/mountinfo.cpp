@@ -1,7 +1,7 @@
 #include "plugins/fsfreeze/mountinfo.h"
 
-#include <charconv>
 #include <fmt/format.h>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -24,8 +24,8 @@ std::string unescape_octal(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 3 < text.size() && text[i + 1] >= '0' && text[i + 1] <= '3' && text[i + 2] >= '0' && text[i + 2] <= '7' &&
-        text[i + 3] >= '0' && text[i + 3] <= '7') {
+    if (text[i] == '\\' && i + 3 < text.size() && text[i + 1] >= '0' && text[i + 1] <= '3' && text[i + 2] >= '0' &&
+        text[i + 2] <= '7' && text[i + 3] >= '0' && text[i + 3] <= '7') {
       out += static_cast<char>((text[i + 1] - '0') * 64 + (text[i + 2] - '0') * 8 + (text[i + 3] - '0'));
       i += 3;
     } else {
@@ -38,8 +38,10 @@ std::string unescape_octal(std::string_view text) {
 std::string escape_octal(std::string_view text) {
   std::string out;
   for (char c : text) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\\') out += fmt::format("\\{:03o}", static_cast<unsigned char>(c));
-    else out += c;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\\')
+      out += fmt::format("\\{:03o}", static_cast<unsigned char>(c));
+    else
+      out += c;
   }
   return out;
 }

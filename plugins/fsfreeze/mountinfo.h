@@ -21,8 +21,8 @@ struct MountEntry {
   std::string source;
   std::string super_options;
 
-  std::string dev() const;          // "major:minor", the superblock's identity
-  bool read_only_super() const;     // `ro` in the super options: the filesystem itself is read-only
+  std::string dev() const;       // "major:minor", the superblock's identity
+  bool read_only_super() const;  // `ro` in the super options: the filesystem itself is read-only
 };
 
 struct ParseError {

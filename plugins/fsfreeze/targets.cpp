@@ -1,9 +1,9 @@
 #include "plugins/fsfreeze/targets.h"
 
-#include <algorithm>
-#include <filesystem>
 #include <fmt/format.h>
 #include <fnmatch.h>
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -43,7 +43,8 @@ const MountEntry* containing_mount(const std::vector<MountEntry>& mounts, const 
   const MountEntry* best = nullptr;
   for (const auto& m : mounts) {
     const std::string& mp = m.mount_point;
-    bool prefix = mp == "/" || path == mp || (path.starts_with(mp) && path.size() > mp.size() && path[mp.size()] == '/');
+    bool prefix =
+        mp == "/" || path == mp || (path.starts_with(mp) && path.size() > mp.size() && path[mp.size()] == '/');
     if (prefix && (!best || mp.size() >= best->mount_point.size())) best = &m;
   }
   return best;
@@ -117,7 +118,10 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
     const MountEntry* chosen = nullptr;
     if (!only.empty()) {
       for (const MountEntry* m : group)
-        if (contains(only, m->mount_point)) { chosen = m; break; }
+        if (contains(only, m->mount_point)) {
+          chosen = m;
+          break;
+        }
       if (!chosen) continue;  // outside the allow-list: never considered
       matched_only.insert(chosen->mount_point);
     } else {
@@ -130,7 +134,8 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
       continue;
     }
     if (only.empty() && !contains(filters.freezable_types, m.fstype)) {
-      if (m.source.starts_with("/dev/")) plan.skipped.push_back({m.mount_point, fmt::format("{} is not a freezable type", m.fstype)});
+      if (m.source.starts_with("/dev/"))
+        plan.skipped.push_back({m.mount_point, fmt::format("{} is not a freezable type", m.fstype)});
       continue;
     }
     auto glob = std::find_if(filters.exclude_globs.begin(), filters.exclude_globs.end(),
@@ -142,7 +147,8 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
     targets.push_back({m});
   }
   for (const auto& p : only)
-    if (!matched_only.count(p)) plan.errors.push_back(fmt::format("OnlyMounts= names {}, which is not a visible mount point", p));
+    if (!matched_only.count(p))
+      plan.errors.push_back(fmt::format("OnlyMounts= names {}, which is not a visible mount point", p));
   plan.targets = order_targets(std::move(targets), mounts, backing);
   return plan;
 }

@@ -4,13 +4,13 @@
 #include "plugins/fsfreeze/targets.h"
 #include "tests/integration/harness.h"
 
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <gtest/gtest.h>
 #include <memory>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 namespace hvvss::test {
 namespace {
@@ -58,9 +58,11 @@ class AgentTest : public ::testing::Test {
   }
 
   Process& start_agent(AgentRun run = {}) {
-    std::vector<std::string> argv = {agent_bin(), "--config", "/dev/null", "--device", socket(), "--log-level", "debug",
-                                     "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir,
-                                     "--only-mounts"};
+    std::vector<std::string> argv = {
+        agent_bin(),    "--config",      "/dev/null",
+        "--device",     socket(),        "--log-level",
+        "debug",        "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir,
+        "--only-mounts"};
     for (const auto& m : run.only.value_or(mounts())) argv.push_back(m);
     argv.insert(argv.end(), run.extra.begin(), run.extra.end());
     return *agents_.emplace_back(std::make_unique<Process>(argv, run.log.empty() ? agent_log() : run.log));
@@ -280,7 +282,8 @@ TEST_F(AgentTest, KeepsAnsweringWhenItsOwnLogFileIsOnAFrozenFilesystem) {
 TEST_F(AgentTest, AllowListNamingANonMountFreezesNothing) {
   use({"ext4"});
   fs::create_directory(dir() + "/not-a-mount");
-  Process& sim = start_sim({"backup", "--hold", "0", "--expect", "HOT_BACKUP=HV_E_FAIL", "--expect", "FREEZE=HV_E_FAIL"});
+  Process& sim =
+      start_sim({"backup", "--hold", "0", "--expect", "HOT_BACKUP=HV_E_FAIL", "--expect", "FREEZE=HV_E_FAIL"});
   start_agent({.only = std::vector<std::string>{dir() + "/not-a-mount"}});
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_NE(slurp(agent_log()).find("not-a-mount, which is not a visible mount point"), std::string::npos);

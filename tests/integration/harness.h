@@ -5,12 +5,12 @@
 
 #include "agent/unique_fd.h"
 
+#include <sys/types.h>
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <optional>
 #include <string>
-#include <sys/types.h>
 #include <thread>
 #include <vector>
 

@@ -1,9 +1,9 @@
 #include "agent/config.h"
 
-#include <filesystem>
-#include <fstream>
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <filesystem>
+#include <fstream>
 
 namespace hvvss {
 namespace {

@@ -40,8 +40,8 @@ TEST(Targets, OneTargetPerSuperblockRootLastReverseMountOrder) {
   Plan plan = plan_targets(load("server.txt"), {}, no_loops());
   EXPECT_TRUE(plan.errors.empty());
   // btrfs /srv/data and its subvolume share 0:40; xfs is mounted twice (8:17).
-  EXPECT_EQ(order(plan), (std::vector<std::string>{"/mnt/ro-bind", "/srv/image", "/mnt/xfs backup", "/srv/data",
-                                                   "/boot", "/"}));
+  EXPECT_EQ(order(plan),
+            (std::vector<std::string>{"/mnt/ro-bind", "/srv/image", "/mnt/xfs backup", "/srv/data", "/boot", "/"}));
 }
 
 TEST(Targets, PrefersTheMountOfTheFilesystemRoot) {

@@ -1,7 +1,7 @@
 #include "agent/transaction.h"
 
-#include <future>
 #include <gtest/gtest.h>
+#include <future>
 #include <mutex>
 
 namespace hvvss {

@@ -3,19 +3,21 @@
 #include "agent/version.h"
 #include "tools/hv-vss-sim/scenario.h"
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <csignal>
-#include <fmt/format.h>
 
 int main(int argc, char** argv) {
   using namespace hvvss::sim;
   std::string scenarios;
   for (const auto& [name, text] : scenario_help()) scenarios += fmt::format("\n  {:<24} {}", name, text);
-  CLI::App app{"hv-vss-sim plays the Hyper-V host and the kernel's /dev/vmbus/hv_vss for a VSS daemon.\n"
-               "It listens on a SOCK_SEQPACKET socket (point the daemon's --device at it), runs a scenario,\n"
-               "prints one JSON line per event, and exits 1 if any reply was missing, late or wrong.\n"
-               "Scenarios:" + scenarios,
-               "hv-vss-sim"};
+  CLI::App app{
+      "hv-vss-sim plays the Hyper-V host and the kernel's /dev/vmbus/hv_vss for a VSS daemon.\n"
+      "It listens on a SOCK_SEQPACKET socket (point the daemon's --device at it), runs a scenario,\n"
+      "prints one JSON line per event, and exits 1 if any reply was missing, late or wrong.\n"
+      "Scenarios:" +
+          scenarios,
+      "hv-vss-sim"};
   Options options;
   std::vector<std::string> expect;
   app.add_option("--socket", options.socket, "Socket path to listen on")->required();
@@ -26,7 +28,8 @@ int main(int argc, char** argv) {
   app.add_option("--reply-budget", options.reply_budget_sec, "A reply later than this is a failure")->default_val(15.0);
   app.add_option("--freeze-timeout", options.freeze_timeout_sec, "Kernel timeout for FREEZE")->default_val(900.0);
   app.add_option("--timeout", options.timeout_sec, "Kernel timeout for HOT_BACKUP and THAW")->default_val(30.0);
-  app.add_option("--wait-daemon", options.wait_daemon_sec, "Seconds to wait for a daemon to register")->default_val(10.0);
+  app.add_option("--wait-daemon", options.wait_daemon_sec, "Seconds to wait for a daemon to register")
+      ->default_val(10.0);
   app.add_option("--expect", expect, "Expected status for an operation, e.g. FREEZE=HV_E_FAIL (default HV_S_OK)");
   app.set_version_flag("--version", std::string("hv-vss-sim ") + HV_VSS_VERSION);
   try {

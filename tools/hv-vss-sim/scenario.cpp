@@ -33,9 +33,12 @@ class Runner {
   }
 
   void hold() {
-    timeline_.event("hold", {{"seconds", options_.hold_stdin ? Timeline::str("until stdin") : Timeline::num(options_.hold_sec)}});
-    if (options_.hold_stdin) device_.hold_until_stdin();
-    else device_.hold(seconds(options_.hold_sec));
+    timeline_.event(
+        "hold", {{"seconds", options_.hold_stdin ? Timeline::str("until stdin") : Timeline::num(options_.hold_sec)}});
+    if (options_.hold_stdin)
+      device_.hold_until_stdin();
+    else
+      device_.hold(seconds(options_.hold_sec));
   }
 
   // Waits for a registered daemon; `anew` waits for one that registers after this point
@@ -72,15 +75,19 @@ class Runner {
       case Exchange::Kind::Timeout: problem = "no reply before the kernel's timeout: the host got HV_E_FAIL"; break;
       case Exchange::Kind::Disconnected: problem = "the daemon let go of the device before replying"; break;
       case Exchange::Kind::Replied:
-        if (status != expected) problem = fmt::format("expected {}", expected);
-        else if (x.latency_ms > options_.reply_budget_sec * 1000) problem = "late: over the reply budget";
+        if (status != expected)
+          problem = fmt::format("expected {}", expected);
+        else if (x.latency_ms > options_.reply_budget_sec * 1000)
+          problem = "late: over the reply budget";
         break;
     }
-    std::vector<Timeline::Field> fields = {
-        {"op", Timeline::str(label)},       {"status", Timeline::str(status)},
-        {"code", Timeline::str(status_hex(x.status))}, {"flags", std::to_string(x.flags)},
-        {"latency_ms", Timeline::num(x.latency_ms)},    {"expected", Timeline::str(expected)},
-        {"ok", Timeline::boolean(problem.empty())}};
+    std::vector<Timeline::Field> fields = {{"op", Timeline::str(label)},
+                                           {"status", Timeline::str(status)},
+                                           {"code", Timeline::str(status_hex(x.status))},
+                                           {"flags", std::to_string(x.flags)},
+                                           {"latency_ms", Timeline::num(x.latency_ms)},
+                                           {"expected", Timeline::str(expected)},
+                                           {"ok", Timeline::boolean(problem.empty())}};
     if (!problem.empty()) {
       fields.emplace_back("problem", Timeline::str(problem));
       ++failures_;
@@ -104,10 +111,12 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
       {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
       {"unknown-op", "operations the daemon does not handle (7, 42, 255: HV_E_FAIL), then a backup"},
       {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL; the daemon re-registers after each), then a backup"},
-      {"disconnect-while-frozen", "FREEZE, then the driver goes away; the daemon must thaw and re-register; "
-                                  "hold, then HOT_BACKUP and THAW"},
-      {"fake-hibernate-thaw", "FREEZE, then hibernation's fake THAW (reply rejected); the daemon must thaw, "
-                              "re-register, and complete a backup"},
+      {"disconnect-while-frozen",
+       "FREEZE, then the driver goes away; the daemon must thaw and re-register; "
+       "hold, then HOT_BACKUP and THAW"},
+      {"fake-hibernate-thaw",
+       "FREEZE, then hibernation's fake THAW (reply rejected); the daemon must thaw, "
+       "re-register, and complete a backup"},
   };
   return help;
 }

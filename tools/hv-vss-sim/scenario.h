@@ -13,9 +13,9 @@ namespace hvvss::sim {
 struct Options {
   std::string socket;
   std::string scenario = "backup";
-  int count = 1;               // repeat N
-  double hold_sec = 1.0;       // between FREEZE and THAW
-  bool hold_stdin = false;     // hold until a line arrives on stdin instead
+  int count = 1;            // repeat N
+  double hold_sec = 1.0;    // between FREEZE and THAW
+  bool hold_stdin = false;  // hold until a line arrives on stdin instead
   double reply_budget_sec = 15.0;
   double freeze_timeout_sec = 900.0;  // VSS_FREEZE_TIMEOUT
   double timeout_sec = 30.0;          // HV_UTIL_TIMEOUT, for THAW and HOT_BACKUP

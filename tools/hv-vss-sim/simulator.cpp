@@ -1,14 +1,14 @@
 #include "tools/hv-vss-sim/simulator.h"
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <fmt/format.h>
-#include <iostream>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
 
 namespace hvvss::sim {
 
@@ -90,7 +90,8 @@ void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_po
     }
     close_client("a rejected write (a socket cannot return EINVAL)");
   };
-  if (static_cast<size_t>(n) != kFrameSize) return reject(fmt::format("Message size does not match length ({} bytes)", n));
+  if (static_cast<size_t>(n) != kFrameSize)
+    return reject(fmt::format("Message size does not match length ({} bytes)", n));
   uint8_t op = static_cast<uint8_t>(buffer[0]);
   if (op == static_cast<uint8_t>(Op::Register) || op == static_cast<uint8_t>(Op::Register1)) {
     if (awaiting_reply_) return reject("Got unexpected registration request");
