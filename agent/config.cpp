@@ -6,6 +6,7 @@
 #include <ini.h>
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 
 namespace hvvss {
@@ -27,7 +28,7 @@ bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
   else
     return false;
   if (!(value > 0) || value * scale > 86400000.0 * 365) return false;
-  out = std::chrono::milliseconds(static_cast<long long>(value * scale + 0.5));
+  out = std::chrono::milliseconds(std::llround(value * scale));
   return out.count() > 0;
 }
 

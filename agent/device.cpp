@@ -83,7 +83,7 @@ std::string Device::open(const std::string& path) {
 }
 
 std::string Device::register_with_kernel(const std::string& path) {
-  const std::string refused =
+  std::string refused =
       fmt::format("{} closed the channel during registration: another VSS daemon is probably connected", path);
   Frame hello = encode_request(static_cast<uint8_t>(Op::Register1));
   if (retry_eintr([&] { return send_frame(hello); }) != static_cast<ssize_t>(hello.size()))

@@ -249,4 +249,11 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace hvvss
 
-int main(int argc, char** argv) { return hvvss::run(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return hvvss::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "hv-vss-agent: fatal: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -88,6 +88,7 @@ Outcome FsFreeze::check(Deadline) {
 
 std::string FsFreeze::write_intent(const std::vector<Held>& held) const {
   std::vector<std::string> lines;
+  lines.reserve(held.size());
   for (const auto& h : held) lines.push_back(h.dev + " " + escape_octal(h.mount_point));
   return intent_.write(lines);
 }

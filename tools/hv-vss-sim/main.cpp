@@ -7,7 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   using namespace hvvss::sim;
   std::string scenarios;
   for (const auto& [name, text] : scenario_help()) scenarios += fmt::format("\n  {:<24} {}", name, text);
@@ -45,4 +47,15 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   Timeline timeline;
   return run_scenario(options, timeline);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hv-vss-sim: fatal: %s\n", e.what());
+    return 2;
+  }
 }

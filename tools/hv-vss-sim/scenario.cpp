@@ -23,7 +23,7 @@ class Runner {
       : options_(options), device_(device), timeline_(timeline) {}
 
   void request(Op op) { send(request_frame(static_cast<uint8_t>(op)), std::string(op_name(static_cast<uint8_t>(op)))); }
-  void raw(std::vector<std::byte> frame, std::string label) { send(std::move(frame), std::move(label), "HV_E_FAIL"); }
+  void raw(const std::vector<std::byte>& frame, const std::string& label) { send(frame, label, "HV_E_FAIL"); }
 
   void backup() {
     request(Op::HotBackup);
@@ -56,12 +56,12 @@ class Runner {
   }
 
  private:
-  void fail(std::string_view event, std::string problem) {
+  void fail(std::string_view event, const std::string& problem) {
     ++failures_;
     timeline_.event(event, {{"ok", "false"}, {"problem", Timeline::str(problem)}});
   }
 
-  void send(std::vector<std::byte> frame, std::string label, std::string expected = {}) {
+  void send(const std::vector<std::byte>& frame, const std::string& label, std::string expected = {}) {
     if (expected.empty()) {
       auto it = options_.expect.find(label);
       expected = it != options_.expect.end() ? it->second : "HV_S_OK";
