@@ -38,7 +38,7 @@ using Values = std::vector<std::string>;
 
 Setting duration_setting(std::string_view section, std::string_view key, std::string_view flag, std::string_view help,
                          std::chrono::milliseconds AgentConfig::*member) {
-  return {section, key, flag, help, false, [member](AgentConfig& c, const Values& v) -> std::string {
+  return {section, key, flag, help, "DURATION", false, [member](AgentConfig& c, const Values& v) -> std::string {
             if (!parse_duration(v.front(), c.*member))
               return fmt::format("invalid duration '{}' (use e.g. 15, 15s, 500ms, 2min)", v.front());
             return {};
@@ -47,7 +47,7 @@ Setting duration_setting(std::string_view section, std::string_view key, std::st
 
 Setting string_setting(std::string_view section, std::string_view key, std::string_view flag, std::string_view help,
                        std::string AgentConfig::*member) {
-  return {section, key, flag, help, false, [member](AgentConfig& c, const Values& v) -> std::string {
+  return {section, key, flag, help, "PATH", false, [member](AgentConfig& c, const Values& v) -> std::string {
             if (v.front().empty()) return "value must not be empty";
             c.*member = v.front();
             return {};
@@ -57,7 +57,13 @@ Setting string_setting(std::string_view section, std::string_view key, std::stri
 // Lists accumulate; an empty assignment resets, as in systemd's unit files.
 Setting list_setting(std::string_view section, std::string_view key, std::string_view flag, std::string_view help,
                      std::vector<std::string> fsfreeze::Filters::*member, bool absolute_paths) {
-  return {section, key, flag, help, true, [member, absolute_paths](AgentConfig& c, const Values& v) -> std::string {
+  return {section,
+          key,
+          flag,
+          help,
+          absolute_paths ? "PATH" : "GLOB",
+          true,
+          [member, absolute_paths](AgentConfig& c, const Values& v) -> std::string {
             auto& list = c.filters.*member;
             if (v.empty()) list.clear();
             for (const auto& item : v) {
@@ -83,7 +89,7 @@ const std::vector<Setting>& settings() {
       duration_setting("Agent", "AutoThawSec", "--auto-thaw",
                        "Thaw on our own if no THAW arrives this long after a freeze (default 60s)",
                        &AgentConfig::auto_thaw),
-      {"Agent", "LogLevel", "--log-level", "trace, debug, info, warning, error, critical or off", false,
+      {"Agent", "LogLevel", "--log-level", "trace, debug, info, warning, error, critical or off", "LEVEL", false,
        [](AgentConfig& c, const Values& v) -> std::string {
          if (!logging::parse_level(v.front())) return fmt::format("unknown log level '{}'", v.front());
          c.log_level = v.front();
@@ -95,7 +101,7 @@ const std::vector<Setting>& settings() {
       list_setting("Filesystems", "ExcludeMounts", "--exclude-mounts", "Never freeze mount points matching these globs",
                    &fsfreeze::Filters::exclude_globs, false),
       {"Filesystems", "FreezableTypes", "--freezable-types",
-       "Filesystem types frozen (default: ext4 ext3 ext2 xfs btrfs)", true,
+       "Filesystem types frozen (default: ext4 ext3 ext2 xfs btrfs)", "TYPE", true,
        [](AgentConfig& c, const Values& v) -> std::string {
          c.filters.freezable_types = v;
          return {};

@@ -30,7 +30,8 @@ struct Setting {
   std::string_view key;
   std::string_view flag;
   std::string_view help;
-  bool list;  // whitespace-separated in the file, repeatable on the command line
+  std::string_view placeholder;  // what --help shows for the value: PATH, DURATION, ...
+  bool list;                     // whitespace-separated in the file, several values on the command line
   // Applies `values` (one value unless `list`); returns an error text or "".
   std::function<std::string(AgentConfig&, const std::vector<std::string>& values)> apply;
 };

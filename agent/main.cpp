@@ -166,6 +166,7 @@ int configure(int argc, char** argv, AgentConfig& config) {
   app.add_option("--config", config_path, "Configuration file (drop-ins are read from FILE.d/*.conf)")
       ->default_val(std::string(kDefaultConfigPath));
   app.set_version_flag("--version", std::string("hv-vss-agent ") + HV_VSS_VERSION);
+  app.footer("Durations: 15, 15s, 500ms, 2min. See hv-vss-agent(8).");
   const auto& table = settings();
   std::vector<std::vector<std::string>> values(table.size());
   std::vector<CLI::Option*> options;
@@ -173,7 +174,7 @@ int configure(int argc, char** argv, AgentConfig& config) {
     const Setting& s = table[i];
     auto* option =
         app.add_option(std::string(s.flag), values[i], fmt::format("{} (config: [{}] {}=)", s.help, s.section, s.key));
-    option->type_name(s.list ? "VALUE..." : "VALUE");
+    option->type_name(std::string(s.placeholder));
     if (!s.list) option->expected(1);
     options.push_back(option);
   }

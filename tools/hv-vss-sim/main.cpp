@@ -42,7 +42,7 @@ int run(int argc, char** argv) {
       options.expect[item.substr(0, eq)] = item.substr(eq + 1);
     }
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0, every usage error 2
   }
   signal(SIGPIPE, SIG_IGN);
   Timeline timeline;
