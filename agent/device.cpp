@@ -60,8 +60,14 @@ ssize_t retry_eintr(auto call) {
 
 }  // namespace
 
+std::string Device::connect(const std::string& path) {
+  if (auto e = open(path); !e.empty()) return e;
+  return register_with_kernel();
+}
+
 std::string Device::open(const std::string& path) {
   close();
+  path_ = path;
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return open_error(path, errno);
   int err = 0;
@@ -75,14 +81,16 @@ std::string Device::open(const std::string& path) {
     return fmt::format("{} is neither a character device nor a socket", path);
   }
   if (!fd_) return open_error(path, err);
-  if (auto e = register_with_kernel(path); !e.empty()) {
-    close();
-    return e;
-  }
   return {};
 }
 
-std::string Device::register_with_kernel(const std::string& path) {
+std::string Device::register_with_kernel() {
+  std::string error = handshake(path_);
+  if (!error.empty()) close();
+  return error;
+}
+
+std::string Device::handshake(const std::string& path) {
   std::string refused =
       fmt::format("{} closed the channel during registration: another VSS daemon is probably connected", path);
   Frame hello = encode_request(static_cast<uint8_t>(Op::Register1));

@@ -15,8 +15,13 @@ namespace hvvss {
 
 class Device {
  public:
-  // Opens `path` and registers. Returns an error text for the admin, or "".
+  // Opens `path` (the kernel's EBUSY for a second daemon comes here). Returns an error text
+  // for the admin, or "".
   std::string open(const std::string& path);
+  // REGISTER1 and the version reply; after it the kernel forwards host requests.
+  std::string register_with_kernel();
+  // Both of the above.
+  std::string connect(const std::string& path);
   void close() { fd_.reset(); }
   int fd() const { return fd_.get(); }
   bool is_open() const { return static_cast<bool>(fd_); }
@@ -29,9 +34,10 @@ class Device {
   bool write(const Frame& frame, std::string& error);
 
  private:
-  std::string register_with_kernel(const std::string& path);
+  std::string handshake(const std::string& path);
   ssize_t send_frame(const Frame& frame);
 
+  std::string path_;
   UniqueFd fd_;
   bool socket_ = false;
   uint32_t kernel_version_ = 0;

@@ -26,19 +26,17 @@ constexpr uint64_t kMaxBackoffUsec = 5'000'000;
 // channel fails, has the engine thaw and reconnects with exponential backoff.
 class Agent {
  public:
-  Agent(sd_event* loop, AgentConfig config, Plugin& fs)
+  // `device` is open and registered.
+  Agent(sd_event* loop, AgentConfig config, Plugin& fs, Device device)
       : loop_(loop),
         config_(std::move(config)),
-        engine_(loop, {&fs}, EngineSettings{config_.reply_budget, config_.auto_thaw}) {}
+        device_(std::move(device)),
+        engine_(loop, {&fs}, EngineSettings{config_.reply_budget, config_.auto_thaw}) {
+    on_registered();
+  }
   ~Agent() {
     sd_event_source_disable_unref(io_);
     sd_event_source_disable_unref(reconnect_);
-  }
-
-  std::string start() {
-    if (auto e = device_.open(config_.device); !e.empty()) return e;
-    on_registered();
-    return {};
   }
 
   void stop() {
@@ -125,7 +123,7 @@ class Agent {
 
   static int on_reconnect(sd_event_source*, uint64_t, void* userdata) {
     auto* self = static_cast<Agent*>(userdata);
-    if (auto e = self->device_.open(self->config_.device); !e.empty()) {
+    if (auto e = self->device_.connect(self->config_.device); !e.empty()) {
       spdlog::debug("reconnect failed: {}", e);
       self->schedule_reconnect();
       return 0;
@@ -210,9 +208,15 @@ int run(int argc, char** argv) {
   if (int code = configure(argc, argv, config); code >= 0) return code;
   logging::init(*logging::parse_level(config.log_level), logging::detect_target());
 
+  // Open the channel first: a second daemon is refused here (EBUSY), before it can touch the
+  // runtime directory. Then own the directory, thaw what a dead predecessor left frozen, and
+  // only then register, so that no host request is read before the recovery.
+  Device device;
   RuntimeLock lock;
-  if (auto e = lock.acquire(config.runtime_dir); !e.empty()) {
-    spdlog::critical("{}", e);
+  std::string error = device.open(config.device);
+  if (error.empty()) error = lock.acquire(config.runtime_dir);
+  if (!error.empty()) {
+    spdlog::critical("{}", error);
     logging::shutdown();
     return 1;
   }
@@ -223,6 +227,11 @@ int run(int argc, char** argv) {
     else
       spdlog::error("a previous agent left filesystems frozen; recovery incomplete: {}", recovered.detail);
   }
+  if (auto e = device.register_with_kernel(); !e.empty()) {
+    spdlog::critical("{}", e);
+    logging::shutdown();
+    return 1;
+  }
 
   sd_event* loop = nullptr;
   if (int r = sd_event_default(&loop); r < 0) {
@@ -231,16 +240,11 @@ int run(int argc, char** argv) {
   }
   int code = 0;
   {
-    Agent agent(loop, config, fs);
+    Agent agent(loop, config, fs, std::move(device));
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) sd_event_add_signal(loop, nullptr, sig, &on_signal, &agent);
-    if (auto e = agent.start(); !e.empty()) {
-      spdlog::critical("{}", e);
-      code = 1;
-    } else {
-      spdlog::info("hv-vss-agent {} running; reply budget {} ms, auto-thaw {} ms", HV_VSS_VERSION,
-                   config.reply_budget.count(), config.auto_thaw.count());
-      code = sd_event_loop(loop) < 0 ? 1 : 0;
-    }
+    spdlog::info("hv-vss-agent {} running; reply budget {} ms, auto-thaw {} ms", HV_VSS_VERSION,
+                 config.reply_budget.count(), config.auto_thaw.count());
+    code = sd_event_loop(loop) < 0 ? 1 : 0;
   }
   sd_event_unref(loop);
   logging::shutdown();

@@ -5,8 +5,11 @@
 #include "tests/integration/harness.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -28,6 +31,7 @@ struct AgentRun {
   std::optional<std::vector<std::string>> only = {};  // the allow-list; default: every scratch mount
   std::string log = {};                               // stderr; default: the test's agent.log
   std::string runtime_dir = {};                       // default: the test's run/
+  std::vector<std::string> env = {};                  // NAME=VALUE for the agent's environment
 };
 
 class AgentTest : public ::testing::Test {
@@ -58,11 +62,11 @@ class AgentTest : public ::testing::Test {
   }
 
   Process& start_agent(AgentRun run = {}) {
-    std::vector<std::string> argv = {
-        agent_bin(),    "--config",      "/dev/null",
-        "--device",     socket(),        "--log-level",
-        "debug",        "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir,
-        "--only-mounts"};
+    std::vector<std::string> argv = {"/usr/bin/env"};
+    argv.insert(argv.end(), run.env.begin(), run.env.end());
+    argv.insert(argv.end(), {agent_bin(), "--config", "/dev/null", "--device", socket(), "--log-level", "debug",
+                             "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir});
+    argv.emplace_back("--only-mounts");
     for (const auto& m : run.only.value_or(mounts())) argv.push_back(m);
     argv.insert(argv.end(), run.extra.begin(), run.extra.end());
     return *agents_.emplace_back(std::make_unique<Process>(argv, run.log.empty() ? agent_log() : run.log));
@@ -213,6 +217,31 @@ TEST_F(AgentTest, SysfsNamesTheImageBehindALoopMountedFilesystem) {
   EXPECT_EQ(files, std::vector<std::string>{dir() + "/0-ext4.img"});
   ASSERT_EQ(stat("/", &st), 0);  // the machine's own disk is not a loop device
   EXPECT_TRUE(fsfreeze::sysfs_loop_backing_files(major(st.st_dev), minor(st.st_dev)).empty());
+}
+
+TEST_F(AgentTest, TellsSystemdWhenItIsReadyAndWhatItLastDid) {
+  use({"ext4"});
+  std::string path = dir() + "/notify";
+  UniqueFd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ASSERT_EQ(bind(notify.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  auto next_message = [&] {
+    pollfd pfd{notify.get(), POLLIN, 0};
+    char buf[512] = {};
+    if (poll(&pfd, 1, 30000) != 1 || recv(notify.get(), buf, sizeof buf - 1, 0) <= 0) return std::string();
+    return std::string(buf);
+  };
+  Process& sim = start_sim({"backup", "--hold", "0"});
+  start_agent({.env = {"NOTIFY_SOCKET=" + path}});
+  std::string ready = next_message();
+  EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
+  EXPECT_NE(ready.find("STATUS=Registered on " + socket()), std::string::npos) << ready;
+  std::string last;
+  for (std::string m; (m = next_message()).find("THAW") == std::string::npos && !m.empty();) last = m;
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_NE(last.find("STATUS=Last request FREEZE answered HV_S_OK; frozen"), std::string::npos) << last;
 }
 
 TEST_F(AgentTest, ThawWhileIdleIsAnsweredOk) {
