@@ -108,6 +108,7 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
       {"backup", "HOT_BACKUP, FREEZE, hold, THAW: one host backup"},
       {"repeat", "the backup scenario COUNT times"},
       {"freeze-no-thaw", "HOT_BACKUP, FREEZE, hold, then never THAW (the daemon must auto-thaw)"},
+      {"idle", "no request at all: keeps a registered daemon connected for the hold"},
       {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
       {"unknown-op", "operations the daemon does not handle (7, 42, 255: HV_E_FAIL), then a backup"},
       {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL; the daemon re-registers after each), then a backup"},
@@ -138,6 +139,8 @@ int run_scenario(const Options& options, Timeline& timeline) {
   } else if (name == "freeze-no-thaw") {
     run.request(Op::HotBackup);
     run.request(Op::Freeze);
+    run.hold();
+  } else if (name == "idle") {
     run.hold();
   } else if (name == "thaw-idle") {
     run.request(Op::Thaw);

@@ -1,0 +1,25 @@
+# Shared by ./run and bench/run: dependency installation and the CMake build.
+# Expects $top (the checkout) to be set by the caller.
+
+packages=(cmake g++ make pkg-config libsystemd-dev libspdlog-dev libfmt-dev libcli11-dev libinih-dev
+          googletest libgtest-dev xfsprogs btrfs-progs e2fsprogs util-linux)
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (it mounts and freezes scratch filesystems)" >&2; exit 1; }
+}
+
+install_deps() {  # install_deps [extra packages...]
+  local missing=() p
+  for p in "${packages[@]}" "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "==> installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {  # build DIR [cmake args...]
+  local dir=$1; shift
+  echo "==> building in $dir"
+  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}
