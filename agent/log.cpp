@@ -85,8 +85,9 @@ std::optional<spdlog::level::level_enum> parse_level(std::string_view name) {
 }
 
 void init(spdlog::level::level_enum level, Target target) {
-  // 8192 lines of head-room; when full, the oldest line is dropped, the caller never waits.
-  spdlog::init_thread_pool(8192, 1);
+  // 256 lines of head-room (the frozen window logs a handful); when full, the oldest line is
+  // dropped and the caller never waits. Every slot is preallocated, so more costs resident memory.
+  spdlog::init_thread_pool(256, 1);
   spdlog::sink_ptr sink;
   if (target == Target::Journal) {
     sink = std::make_shared<JournalSink>();

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -40,6 +41,33 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+// Runs job(0..n-1), on n threads once there are enough jobs to pay for starting them.
+template <typename Job>
+void for_each_parallel(size_t n, const Job& job) {
+  constexpr size_t kMinParallel = 4;
+  if (n < kMinParallel) {
+    for (size_t i = 0; i < n; ++i) job(i);
+    return;
+  }
+  std::vector<std::jthread> threads;
+  threads.reserve(n - 1);
+  for (size_t i = 1; i < n; ++i) threads.emplace_back([&job, i] { job(i); });
+  job(0);
+}
+
+// Dirty and under-writeback page cache of the whole system, in KiB (0 if unknown).
+long dirty_kib() {
+  UniqueFd fd(open("/proc/meminfo", O_RDONLY | O_CLOEXEC));
+  char buf[4096];
+  ssize_t n = fd ? read(fd.get(), buf, sizeof buf - 1) : -1;
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  long total = 0;
+  for (const char* key : {"\nDirty:", "\nWriteback:"})
+    if (const char* at = std::strstr(buf, key)) total += std::strtol(at + std::strlen(key), nullptr, 10);
+  return total;
+}
+
 std::string skipped_text(const Plan& plan) {
   std::vector<std::string> items;
   for (const auto& s : plan.skipped) items.push_back(fmt::format("{} ({})", s.mount_point, s.reason));
@@ -51,19 +79,29 @@ std::string skipped_text(const Plan& plan) {
 FsFreeze::FsFreeze(Settings settings, IntentRecord intent, LoopBackingFiles backing)
     : settings_(std::move(settings)), intent_(std::move(intent)), backing_(std::move(backing)) {}
 
-std::optional<Plan> FsFreeze::plan(std::string& error) const {
-  ParseError parse_error;
-  auto mounts = read_mountinfo(settings_.mountinfo_path, parse_error);
-  if (!mounts) {
-    error = fmt::format("{} line {}: {}", settings_.mountinfo_path, parse_error.line, parse_error.message);
+// The mount table is read every time; planning (sysfs walks included) is redone only when the
+// table changed since the last call, typically HOT_BACKUP just before FREEZE.
+std::optional<Plan> FsFreeze::plan(std::string& error) {
+  auto text = read_proc_file(settings_.mountinfo_path);
+  if (!text) {
+    error = fmt::format("cannot read {}", settings_.mountinfo_path);
     return std::nullopt;
   }
-  Plan plan = plan_targets(*mounts, settings_.filters, backing_);
-  if (!plan.errors.empty()) {
-    error = join(plan.errors);
+  if (*text != cached_mountinfo_) {
+    ParseError parse_error;
+    auto mounts = parse_mountinfo(*text, parse_error);
+    if (!mounts) {
+      error = fmt::format("{} line {}: {}", settings_.mountinfo_path, parse_error.line, parse_error.message);
+      return std::nullopt;
+    }
+    cached_plan_ = plan_targets(*mounts, settings_.filters, backing_);
+    cached_mountinfo_ = std::move(*text);
+  }
+  if (!cached_plan_.errors.empty()) {
+    error = join(cached_plan_.errors);
     return std::nullopt;
   }
-  return plan;
+  return cached_plan_;
 }
 
 std::optional<std::vector<FsFreeze::Held>> FsFreeze::open_targets(const Plan& plan, std::string& error) const {
@@ -71,7 +109,7 @@ std::optional<std::vector<FsFreeze::Held>> FsFreeze::open_targets(const Plan& pl
   for (const auto& target : plan.targets) {
     UniqueFd fd = open_mount(target.mount, error);
     if (!fd) return std::nullopt;
-    held.push_back({std::move(fd), target.mount.mount_point, target.mount.dev()});
+    held.push_back({std::move(fd), target.mount.mount_point, target.mount.dev(), target.wave});
   }
   return held;
 }
@@ -104,48 +142,65 @@ Outcome FsFreeze::freeze(Deadline deadline) {
   spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held->size(), skipped_text(*plan));
 
   if (auto err = write_intent(*held); !err.empty()) return Outcome::failure("intent record: " + err);
-
-  // Flush dirty data while writers still run, so that the freeze itself only commits journals.
-  std::vector<int> sync_errors(held->size(), 0);
-  {
-    std::vector<std::jthread> syncers;
-    for (size_t i = 0; i < held->size(); ++i)
-      syncers.emplace_back([&, i] { sync_errors[i] = syncfs((*held)[i].fd.get()) == 0 ? 0 : errno; });
-  }
-  for (size_t i = 0; i < held->size(); ++i) {
-    if (sync_errors[i] != 0) {
-      intent_.clear();
-      return Outcome::failure(fmt::format("syncfs {}: {}", (*held)[i].mount_point, errno_text(sync_errors[i])));
-    }
+  if (auto err = presync(*held, deadline); !err.empty()) {
+    intent_.clear();
+    return Outcome::failure(err);
   }
 
+  // The reply's text is ready before the first FIFREEZE, so that nothing but the reply follows
+  // the last one.
+  std::vector<std::string> names;
+  for (const auto& h : *held) names.push_back(h.mount_point);
+  std::string detail = fmt::format("froze {} filesystem(s): {}", names.size(), join(names));
+
+  // Wave by wave; the filesystems of one wave are independent and freeze in parallel.
+  std::vector<int> errors(held->size(), 0);
   std::vector<std::string> foreign;
-  for (auto& h : *held) {
-    int err = 0;
+  for (size_t begin = 0, end = 0; begin < held->size() && error.empty(); begin = end) {
+    while (end < held->size() && (*held)[end].wave == (*held)[begin].wave) ++end;
     if (deadline.expired()) {
-      error = fmt::format("deadline reached before freezing {}", h.mount_point);
-    } else if (ioctl(h.fd.get(), FIFREEZE, 0) == 0) {
-      frozen_.push_back(std::move(h));
-      continue;
-    } else if ((err = errno) == EBUSY) {
-      foreign.push_back(h.mount_point);
-      continue;
-    } else {
-      error = fmt::format("FIFREEZE {}: {}", h.mount_point, errno_text(err));
+      error = fmt::format("deadline reached before freezing {}", (*held)[begin].mount_point);
+      break;
     }
+    for_each_parallel(end - begin, [&](size_t i) {
+      errors[begin + i] = ioctl((*held)[begin + i].fd.get(), FIFREEZE, 0) == 0 ? 0 : errno;
+    });
+    for (size_t i = begin; i < end; ++i) {
+      if (errors[i] == 0)
+        frozen_.push_back(std::move((*held)[i]));
+      else if (errors[i] == EBUSY)
+        foreign.push_back((*held)[i].mount_point);
+      else if (error.empty())
+        error = fmt::format("FIFREEZE {}: {}", (*held)[i].mount_point, errno_text(errors[i]));
+    }
+  }
+  if (!error.empty()) {
     bool ok = true;
     thaw_held(frozen_, ok);
     return Outcome::failure(error + ", rolled back");
   }
-  std::vector<std::string> names;
-  for (const auto& h : frozen_) names.push_back(h.mount_point);
-  std::string detail = fmt::format("froze {} filesystem(s): {}", names.size(), join(names));
   if (!foreign.empty()) {
     // Not ours to thaw: drop them from the intent record too.
     write_intent(frozen_);
-    detail += fmt::format("; already frozen by someone else, left alone: {}", join(foreign));
+    detail = fmt::format("froze {} filesystem(s); already frozen by someone else, left alone: {}", frozen_.size(),
+                         join(foreign));
   }
   return Outcome::success(detail + skipped_text(*plan));
+}
+
+// Flushes dirty data while applications still write, so that the freeze itself only commits
+// journals. Skipped when the system has little dirty data (the freeze's own sync is then as
+// quick), repeated while much is still dirty, as writers keep adding during a pass.
+std::string FsFreeze::presync(const std::vector<Held>& held, Deadline deadline) {
+  constexpr long kWorthIt = 4096;  // KiB
+  constexpr int kMaxPasses = 3;
+  std::vector<int> errors(held.size(), 0);
+  for (int pass = 0; pass < kMaxPasses && !deadline.expired() && dirty_kib() >= kWorthIt; ++pass) {
+    for_each_parallel(held.size(), [&](size_t i) { errors[i] = syncfs(held[i].fd.get()) == 0 ? 0 : errno; });
+    for (size_t i = 0; i < held.size(); ++i)
+      if (errors[i] != 0) return fmt::format("syncfs {}: {}", held[i].mount_point, errno_text(errors[i]));
+  }
+  return {};
 }
 
 // FITHAW in reverse freeze order, always trying every filesystem. Clears the intent record

@@ -37,16 +37,20 @@ class FsFreeze final : public Plugin {
     UniqueFd fd;
     std::string mount_point;
     std::string dev;
+    int wave = 0;
   };
-  std::optional<Plan> plan(std::string& error) const;
+  std::optional<Plan> plan(std::string& error);
   std::optional<std::vector<Held>> open_targets(const Plan& plan, std::string& error) const;
   std::string write_intent(const std::vector<Held>& held) const;
+  static std::string presync(const std::vector<Held>& held, Deadline deadline);
   std::string thaw_held(std::vector<Held>& held, bool& ok);
 
   Settings settings_;
   IntentRecord intent_;
   LoopBackingFiles backing_;
   std::vector<Held> frozen_;  // in freeze order
+  std::string cached_mountinfo_;
+  Plan cached_plan_;
 };
 
 }  // namespace hvvss::fsfreeze

@@ -1,9 +1,9 @@
 #include "plugins/fsfreeze/mountinfo.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 namespace hvvss::fsfreeze {
 
@@ -114,15 +114,25 @@ std::optional<std::vector<MountEntry>> parse_mountinfo(std::string_view text, Pa
   return entries;
 }
 
+std::optional<std::string> read_proc_file(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char chunk[16384];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof chunk)) > 0) text.append(chunk, static_cast<size_t>(n));
+  close(fd);
+  if (n < 0) return std::nullopt;
+  return text;
+}
+
 std::optional<std::vector<MountEntry>> read_mountinfo(const std::string& path, ParseError& error) {
-  std::ifstream in(path);
-  if (!in) {
+  auto text = read_proc_file(path);
+  if (!text) {
     error = {0, fmt::format("cannot read {}", path)};
     return std::nullopt;
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_mountinfo(buffer.str(), error);
+  return parse_mountinfo(*text, error);
 }
 
 }  // namespace hvvss::fsfreeze

@@ -32,6 +32,8 @@ struct ParseError {
 
 std::optional<std::vector<MountEntry>> parse_mountinfo(std::string_view text, ParseError& error);
 std::optional<std::vector<MountEntry>> read_mountinfo(const std::string& path, ParseError& error);
+// The text of a /proc file (which reports no size, so it is read in chunks); nullopt on error.
+std::optional<std::string> read_proc_file(const std::string& path);
 
 std::string unescape_octal(std::string_view text);
 std::string escape_octal(std::string_view text);  // escapes space, tab, newline and backslash

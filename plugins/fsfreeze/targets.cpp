@@ -51,7 +51,8 @@ const MountEntry* containing_mount(const std::vector<MountEntry>& mounts, const 
 }
 
 // Stacking order: repeatedly take, in reverse mount order with `/` last, the first target all
-// of whose inner (loop-backed) filesystems are already placed.
+// of whose inner (loop-backed) filesystems are already placed. A target's wave is one more than
+// its innermost dependency's; `/` has a wave of its own, the last.
 std::vector<Target> order_targets(std::vector<Target> targets, const std::vector<MountEntry>& mounts,
                                   const LoopBackingFiles& backing) {
   std::map<std::string, std::set<std::string>> inner_of;  // outer dev -> devs that must go first
@@ -65,9 +66,10 @@ std::vector<Target> order_targets(std::vector<Target> targets, const std::vector
     return a.mount.mount_point != "/" && b.mount.mount_point == "/";
   });
   std::vector<Target> ordered;
-  std::set<std::string> placed;
+  std::map<std::string, int> placed;  // dev -> wave
   std::set<std::string> target_devs;
   for (const auto& t : targets) target_devs.insert(t.mount.dev());
+  int last_wave = -1;
   while (!targets.empty()) {
     auto ready = std::find_if(targets.begin(), targets.end(), [&](const Target& t) {
       for (const auto& dev : inner_of[t.mount.dev()])
@@ -75,10 +77,16 @@ std::vector<Target> order_targets(std::vector<Target> targets, const std::vector
       return true;
     });
     if (ready == targets.end()) ready = targets.begin();  // a cycle cannot happen; never loop forever
-    placed.insert(ready->mount.dev());
+    ready->wave = 0;
+    for (const auto& dev : inner_of[ready->mount.dev()])
+      if (placed.count(dev)) ready->wave = std::max(ready->wave, placed[dev] + 1);
+    if (ready->mount.mount_point == "/") ready->wave = last_wave + 1;
+    last_wave = std::max(last_wave, ready->wave);
+    placed[ready->mount.dev()] = ready->wave;
     ordered.push_back(std::move(*ready));
     targets.erase(ready);
   }
+  std::stable_sort(ordered.begin(), ordered.end(), [](const Target& a, const Target& b) { return a.wave < b.wave; });
   return ordered;
 }
 

@@ -20,6 +20,7 @@ struct Filters {
 
 struct Target {
   MountEntry mount;  // the representative mount through which we freeze
+  int wave = 0;      // targets of one wave do not depend on each other: they may freeze together
 };
 
 struct Skipped {
@@ -28,7 +29,7 @@ struct Skipped {
 };
 
 struct Plan {
-  std::vector<Target> targets;   // freeze order; thaw is the reverse
+  std::vector<Target> targets;   // freeze order, by ascending wave; thaw is the reverse
   std::vector<Skipped> skipped;  // writable mounts we leave alone, with the reason
   std::vector<std::string> errors;
 };

@@ -103,6 +103,22 @@ TEST_F(AgentTest, BackupBlocksWritesOnEveryFilesystemUntilThaw) {
   EXPECT_FALSE(intent_recorded());
 }
 
+TEST_F(AgentTest, ManyIndependentFilesystemsFreezeTogetherAndAllThaw) {
+  use({"ext4", "xfs", "btrfs", "ext4", "xfs", "btrfs"});  // one wave, frozen in parallel
+  Process& sim = start_sim({"backup", "--hold-stdin"});
+  start_agent();
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  std::vector<std::unique_ptr<ProbeWriter>> probes;
+  for (const auto& m : mounts()) {
+    probes.push_back(std::make_unique<ProbeWriter>(m));
+    EXPECT_TRUE(probes.back()->blocks()) << m << " is not frozen";
+  }
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  EXPECT_EQ(sim.wait(), 0);
+}
+
 TEST_F(AgentTest, RepeatedBackupsAllSucceed) {
   use({"ext4", "xfs", "btrfs"});
   Process& sim = start_sim({"repeat", "5", "--hold", "0"});

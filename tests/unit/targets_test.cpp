@@ -112,6 +112,18 @@ TEST(Targets, LoopBackedFilesystemFreezesBeforeItsBackingFilesystem) {
   EXPECT_EQ(o.back(), "/");
 }
 
+TEST(Targets, IndependentFilesystemsShareAWaveAndRootHasTheLastOne) {
+  auto mounts = load("server.txt");
+  Plan plan = plan_targets(mounts, {}, loops({{"7:0", {"/srv/data/images/disk.img"}}}));
+  std::map<std::string, int> wave;
+  for (const auto& t : plan.targets) wave[t.mount.mount_point] = t.wave;
+  EXPECT_EQ(wave["/srv/image"], 0);
+  EXPECT_EQ(wave["/boot"], 0);
+  EXPECT_EQ(wave["/srv/data"], 1);  // holds the image of /srv/image
+  EXPECT_EQ(wave["/"], 2);
+  for (size_t i = 1; i < plan.targets.size(); ++i) EXPECT_LE(plan.targets[i - 1].wave, plan.targets[i].wave);
+}
+
 TEST(Targets, LoopBackingFileOnTheSameSuperblockAddsNoEdge) {
   auto mounts = load("server.txt");
   Plan plan = plan_targets(mounts, {}, loops({{"7:0", {"/srv/image/nested.img"}}}));
