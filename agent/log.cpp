@@ -1,14 +1,17 @@
 #include "agent/log.h"
 
-#include <spdlog/async.h>
+#include <spdlog/details/null_mutex.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <sys/uio.h>
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 #include <array>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
+#include <thread>
 
 namespace hvvss {
 
@@ -67,6 +70,63 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
   void flush_() override {}
 };
 
+// Hands lines to a writer thread through a bounded queue; when it is full the oldest line is
+// dropped, so a caller never waits, whatever the target blocks on (a frozen log file, a stalled
+// journald). Unlike spdlog's thread pool, which polls its queue every 10 s, the writer sleeps
+// until there is a line: an idle agent never wakes up.
+class AsyncSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+ public:
+  AsyncSink(spdlog::sink_ptr target, size_t capacity)
+      : target_(std::move(target)), capacity_(capacity), thread_([this] { run(); }) {}
+  ~AsyncSink() override {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();  // drains what is queued first
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.size() == capacity_) queue_.pop_front();
+      queue_.push_back({msg.time, msg.level, std::string(msg.payload.data(), msg.payload.size())});
+    }
+    wake_.notify_one();
+  }
+  void flush_() override {}
+
+ private:
+  struct Line {
+    spdlog::log_clock::time_point time;
+    spdlog::level::level_enum level;
+    std::string text;
+  };
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      Line line = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      target_->log(spdlog::details::log_msg(line.time, {}, "hv-vss-agent", line.level, line.text));
+      lock.lock();
+    }
+  }
+
+  spdlog::sink_ptr target_;
+  size_t capacity_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Line> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 Target detect_target() {
@@ -85,9 +145,6 @@ std::optional<spdlog::level::level_enum> parse_level(std::string_view name) {
 }
 
 void init(spdlog::level::level_enum level, Target target) {
-  // 256 lines of head-room (the frozen window logs a handful); when full, the oldest line is
-  // dropped and the caller never waits. Every slot is preallocated, so more costs resident memory.
-  spdlog::init_thread_pool(256, 1);
   spdlog::sink_ptr sink;
   if (target == Target::Journal) {
     sink = std::make_shared<JournalSink>();
@@ -95,8 +152,8 @@ void init(spdlog::level::level_enum level, Target target) {
     sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
     sink->set_pattern("%Y-%m-%d %H:%M:%S.%e hv-vss-agent[%P] %l: %v");
   }
-  auto logger = std::make_shared<spdlog::async_logger>("hv-vss-agent", sink, spdlog::thread_pool(),
-                                                       spdlog::async_overflow_policy::overrun_oldest);
+  // 256 lines of head-room: the frozen window logs a handful.
+  auto logger = std::make_shared<spdlog::logger>("hv-vss-agent", std::make_shared<AsyncSink>(sink, 256));
   logger->set_level(level);
   spdlog::set_default_logger(logger);
 }

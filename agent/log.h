@@ -1,6 +1,6 @@
-// Logging for the agent: spdlog with one asynchronous worker and a bounded queue that drops
-// the oldest line rather than block, so a frozen filesystem or a stalled journald can never
-// stall the agent. Lines about a transaction carry a TxnTag prefix, which the journald sink
+// Logging for the agent: spdlog, with an asynchronous sink (one writer thread, a bounded queue
+// that drops the oldest line rather than block), so a frozen filesystem or a stalled journald
+// can never stall the agent. Lines about a transaction carry a TxnTag prefix, which the journald sink
 // turns into the structured fields HV_VSS_TXN, HV_VSS_OP and HV_VSS_PHASE.
 #pragma once
 

@@ -34,8 +34,12 @@ struct Filesystem {
   double max_latency_ms = 0;
 };
 
+// A new file every time: rewriting a truncated one makes ext4 (auto_da_alloc) and xfs start
+// writeback at close, and the page cache would no longer be dirty when the snapshot comes.
 bool dirty(const std::string& dir, int mib) {
-  int fd = open((dir + "/dirty").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::string path = dir + "/dirty";
+  unlink(path.c_str());
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return false;
   std::vector<char> chunk(1 << 20, 'd');
   bool ok = true;
