@@ -192,15 +192,17 @@ def plot(rounds, out, hold_ms):
             for x, lat, _ in rounds[d][0]["writes"]:
                 f.write(f"{x:.3f} {lat:.3f}\n")
             f.write("\n\n")
-    script = f"""set terminal pngcairo size 1100,500
+    # Each slow write is a horizontal segment from its start to its end, at the height of its
+    # latency: the long segments are the write stalls.
+    script = f"""set terminal pngcairo size 1100,500 noenhanced
 set output '{out}/stalls.png'
-set title 'write() latency of the probe writers around one snapshot (first round; hold {hold_ms:.0f} ms)'
+set title 'probe writes slower than 0.2 ms around one snapshot (first round, all filesystems; hold {hold_ms:.0f} ms)'
 set xlabel 'time since the FREEZE request (ms)'
 set ylabel 'write latency (ms)'
 set logscale y
 set grid
-plot '{data}' index 0 using 1:2 with points pt 7 ps 0.6 title 'hv-vss-agent', \\
-     '{data}' index 1 using 1:2 with points pt 5 ps 0.6 title 'upstream hv_vss_daemon'
+plot '{data}' index 0 using 1:2:($2):(0) with vectors nohead lw 3 title 'hv-vss-agent', \\
+     '{data}' index 1 using 1:2:($2):(0) with vectors nohead lw 3 dt 2 title 'upstream hv_vss_daemon'
 """
     subprocess.run(["gnuplot"], input=script.encode(), check=True)
 
