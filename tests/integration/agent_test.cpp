@@ -80,6 +80,16 @@ class AgentTest : public ::testing::Test {
 
   bool intent_recorded() const { return fs::exists(runtime_dir() + "/intent"); }
 
+  // Starts a probe writer on every scratch mount and expects each write to block: all frozen.
+  std::vector<std::unique_ptr<ProbeWriter>> probes_blocked_on_every_mount() const {
+    std::vector<std::unique_ptr<ProbeWriter>> probes;
+    for (const auto& m : mounts()) {
+      probes.push_back(std::make_unique<ProbeWriter>(m));
+      EXPECT_TRUE(probes.back()->blocks()) << m << " is not frozen";
+    }
+    return probes;
+  }
+
   std::unique_ptr<Scratch> scratch_;
   std::vector<std::unique_ptr<Process>> sims_, agents_;
 };
@@ -91,11 +101,7 @@ TEST_F(AgentTest, BackupBlocksWritesOnEveryFilesystemUntilThaw) {
   ASSERT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
   ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
   EXPECT_TRUE(intent_recorded());
-  std::vector<std::unique_ptr<ProbeWriter>> probes;
-  for (const auto& m : mounts()) {
-    probes.push_back(std::make_unique<ProbeWriter>(m));
-    EXPECT_TRUE(probes.back()->blocks()) << m << " is not frozen";
-  }
+  auto probes = probes_blocked_on_every_mount();
   sim.write_stdin("thaw");
   EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
   for (auto& p : probes) EXPECT_TRUE(p->completes());
@@ -108,11 +114,7 @@ TEST_F(AgentTest, ManyIndependentFilesystemsFreezeTogetherAndAllThaw) {
   Process& sim = start_sim({"backup", "--hold-stdin"});
   start_agent();
   ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
-  std::vector<std::unique_ptr<ProbeWriter>> probes;
-  for (const auto& m : mounts()) {
-    probes.push_back(std::make_unique<ProbeWriter>(m));
-    EXPECT_TRUE(probes.back()->blocks()) << m << " is not frozen";
-  }
+  auto probes = probes_blocked_on_every_mount();
   sim.write_stdin("thaw");
   EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
   for (auto& p : probes) EXPECT_TRUE(p->completes());
@@ -150,11 +152,7 @@ TEST_F(AgentTest, FreezeWithoutThawIsUndoneByAutoThaw) {
   Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
   start_agent({.extra = {"--auto-thaw", "1s"}});
   ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
-  std::vector<std::unique_ptr<ProbeWriter>> probes;
-  for (const auto& m : mounts()) {
-    probes.push_back(std::make_unique<ProbeWriter>(m));
-    EXPECT_TRUE(probes.back()->blocks()) << m;
-  }
+  auto probes = probes_blocked_on_every_mount();
   for (auto& p : probes) EXPECT_TRUE(p->completes());  // no THAW was ever sent
   EXPECT_NE(slurp(agent_log()).find("thawing automatically"), std::string::npos);
   sim.write_stdin("done");
@@ -168,11 +166,8 @@ TEST_F(AgentTest, RestartedAgentThawsWhatAKilledOneLeftFrozen) {
   ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
   first.kill(SIGKILL);
   first.wait();
-  std::vector<std::unique_ptr<ProbeWriter>> probes;
-  for (const auto& m : mounts()) {
-    probes.push_back(std::make_unique<ProbeWriter>(m));
-    ASSERT_TRUE(probes.back()->blocks()) << m << " should still be frozen after SIGKILL";
-  }
+  auto probes = probes_blocked_on_every_mount();  // still frozen after SIGKILL
+  ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(intent_recorded());
   start_agent();
   for (auto& p : probes) EXPECT_TRUE(p->completes());
