@@ -176,8 +176,8 @@ Outcome FsFreeze::freeze(Deadline deadline) {
   }
   if (!error.empty()) {
     bool ok = true;
-    thaw_held(frozen_, ok);
-    return Outcome::failure(error + ", rolled back");
+    std::string undone = thaw_held(frozen_, ok);
+    return Outcome::failure(error + (ok ? ", rolled back" : ", rollback incomplete: " + undone));
   }
   if (!foreign.empty()) {
     // Not ours to thaw: drop them from the intent record too.
