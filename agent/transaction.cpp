@@ -42,17 +42,16 @@ TransactionEngine::~TransactionEngine() {
 
 TxnTag TransactionEngine::tag() const { return {txn_, op_name(op_), state_name(state_)}; }
 
-void TransactionEngine::set_state(State state) { state_ = state; }
-
 // The reply goes out a safety margin before the budget ends; plugins must finish a margin
 // before that, so that a plugin that honours its deadline is never overtaken by the timer.
+Clock::duration TransactionEngine::margin() const {
+  return std::min<Clock::duration>(std::chrono::milliseconds(500), settings_.reply_budget / 10);
+}
 Clock::time_point TransactionEngine::reply_by(Clock::time_point received) const {
-  auto margin = std::min<Clock::duration>(std::chrono::milliseconds(500), settings_.reply_budget / 10);
-  return received + settings_.reply_budget - margin;
+  return received + settings_.reply_budget - margin();
 }
 Deadline TransactionEngine::phase_deadline(Clock::time_point received) const {
-  auto margin = std::min<Clock::duration>(std::chrono::milliseconds(500), settings_.reply_budget / 10);
-  return Deadline(reply_by(received) - margin);
+  return Deadline(reply_by(received) - margin());
 }
 
 void TransactionEngine::arm(sd_event_source*& timer, Clock::time_point at, sd_event_time_handler_t handler) {
@@ -99,7 +98,7 @@ void TransactionEngine::start_awaiting() {
   }
   if (op == Op::Thaw && !frozen()) {
     answer(HvStatus::Ok, "nothing was frozen");
-    close_txn();
+    txn_open_ = false;
     return;
   }
   run_phase(request.op, request.seq, phase_deadline(request.received));
@@ -111,15 +110,15 @@ void TransactionEngine::run_phase(uint8_t op, uint64_t seq, Deadline deadline) {
   std::function<void()> job;
   switch (static_cast<Op>(op)) {
     case Op::HotBackup:
-      set_state(State::Checking);
+      state_ = State::Checking;
       job = [this, result, deadline] { *result = run_check(deadline); };
       break;
     case Op::Freeze:
-      set_state(State::Freezing);
+      state_ = State::Freezing;
       job = [this, result, deadline] { *result = run_freeze(deadline); };
       break;
     default:
-      set_state(State::Thawing);
+      state_ = State::Thawing;
       job = [this, result, deadline] { *result = run_thaw(deadline); };
       break;
   }
@@ -131,27 +130,27 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
   running_seq_ = 0;
   switch (static_cast<Op>(op)) {
     case Op::HotBackup:
-      set_state(frozen() ? State::Frozen : State::Idle);
+      state_ = frozen() ? State::Frozen : State::Idle;
       if (!answered_late) answer(result.ok ? HvStatus::Ok : HvStatus::Fail, result.detail);
-      if (!result.ok) close_txn();
+      if (!result.ok) txn_open_ = false;
       break;
     case Op::Freeze:
       frozen_count_ = result.frozen_count;
-      set_state(frozen() ? State::Frozen : State::Idle);
+      state_ = frozen() ? State::Frozen : State::Idle;
       if (answered_late) {
         if (frozen()) start_thaw("the freeze finished after its reply deadline: rolling back");
       } else {
         if (frozen()) arm(auto_thaw_timer_, Clock::now() + settings_.auto_thaw, &TransactionEngine::on_auto_thaw);
         answer(result.ok ? HvStatus::Ok : HvStatus::Fail, result.detail);
       }
-      if (!frozen()) close_txn();
+      if (!frozen()) txn_open_ = false;
       break;
     default:
       // A thaw always ends with nothing frozen by us: plugins thaw everything they froze or
       // report what they could not, and retrying would not help.
       frozen_count_ = 0;
       auto_thaw_due_ = false;
-      set_state(State::Idle);
+      state_ = State::Idle;
       if (auto_thaw_timer_) sd_event_source_set_enabled(auto_thaw_timer_, SD_EVENT_OFF);
       if (seq == 0) {
         if (result.ok)
@@ -161,7 +160,7 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
       } else if (!answered_late) {
         answer(result.ok ? HvStatus::Ok : HvStatus::Fail, result.detail);
       }
-      close_txn();
+      txn_open_ = false;
       break;
   }
   if (worker_.busy()) return;
@@ -186,8 +185,6 @@ void TransactionEngine::answer(HvStatus status, std::string_view detail) {
   spdlog::log(level, "{} replied {} after {:.1f} ms{}{}", tag(), status_name(status), ms_since(request.received),
               detail.empty() ? "" : ": ", detail);
 }
-
-void TransactionEngine::close_txn() { txn_open_ = false; }
 
 int TransactionEngine::on_deadline(sd_event_source*, uint64_t, void* userdata) {
   auto* self = static_cast<TransactionEngine*>(userdata);

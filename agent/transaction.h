@@ -66,10 +66,8 @@ class TransactionEngine {
   void start_thaw(std::string_view why);
   void answer(HvStatus status, std::string_view detail);
   void after_phase(uint8_t op, uint64_t seq, const PhaseResult& result);
-  void close_txn();
   void maybe_finish_stop();
   void start_auto_thaw();
-  void set_state(State state);
   void arm(sd_event_source*& timer, Clock::time_point at, sd_event_time_handler_t handler);
   static int on_deadline(sd_event_source*, uint64_t, void* userdata);
   static int on_auto_thaw(sd_event_source*, uint64_t, void* userdata);
@@ -80,6 +78,7 @@ class TransactionEngine {
   PhaseResult run_thaw(Deadline deadline);
   Deadline phase_deadline(Clock::time_point received) const;
   Clock::time_point reply_by(Clock::time_point received) const;
+  Clock::duration margin() const;
 
   sd_event* loop_;
   std::vector<Plugin*> plugins_;
