@@ -147,6 +147,24 @@ TEST_F(AgentTest, FailedFreezeRollsBackTheOthersAndAnswersFail) {
             std::string::npos);
 }
 
+TEST_F(AgentTest, FreezeThatCannotFinishInTheBudgetIsAnsweredFailThenRolledBack) {
+  use({"ext4", "xfs"});
+  Process& sim = start_sim({"backup", "--hold", "0", "--expect", "FREEZE=HV_E_FAIL"});
+  StuckWriter stuck(mounts()[0]);  // the FIFREEZE of the ext4 will wait for this write
+  start_agent({.extra = {"--reply-budget", "1s"}});
+  // Answered at the deadline while the FIFREEZE is still waiting...
+  EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_E_FAIL");
+  stuck.release();
+  // ...and once it returns, rolled back: the THAW is served after the rollback.
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_TRUE(all_writable(mounts()));
+  EXPECT_FALSE(intent_recorded());
+  std::string log = slurp(agent_log());
+  EXPECT_NE(log.find("the phase did not finish within the reply budget"), std::string::npos);
+  EXPECT_NE(log.find("the freeze finished after its reply deadline: rolling back"), std::string::npos);
+}
+
 TEST_F(AgentTest, FreezeWithoutThawIsUndoneByAutoThaw) {
   use({"ext4", "xfs", "btrfs"});
   Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -203,6 +205,38 @@ bool ProbeWriter::completes(Clock::duration timeout) {
   if (done_.wait_for(timeout) != std::future_status::ready) return false;
   thread_.join();
   return true;
+}
+
+StuckWriter::StuckWriter(const std::string& dir) : page_size_(static_cast<size_t>(sysconf(_SC_PAGESIZE))) {
+  uffd_ = UniqueFd(static_cast<int>(syscall(SYS_userfaultfd, O_CLOEXEC)));
+  uffdio_api api{.api = UFFD_API, .features = 0, .ioctls = 0};
+  if (!uffd_ || ioctl(uffd_.get(), UFFDIO_API, &api) != 0)
+    throw std::runtime_error(std::string("userfaultfd: ") + std::strerror(errno));
+  page_ = mmap(nullptr, page_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uffdio_register reg{
+      .range = {reinterpret_cast<uint64_t>(page_), page_size_}, .mode = UFFDIO_REGISTER_MODE_MISSING, .ioctls = 0};
+  if (page_ == MAP_FAILED || ioctl(uffd_.get(), UFFDIO_REGISTER, &reg) != 0)
+    throw std::runtime_error(std::string("userfaultfd register: ") + std::strerror(errno));
+  thread_ = std::thread([this, path = dir + "/stuck"] {
+    UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    [[maybe_unused]] ssize_t n = write(fd.get(), page_, page_size_);
+  });
+  // The fault arrives once the write holds the superblock's writer count and copies the page.
+  uffd_msg msg{};
+  if (read(uffd_.get(), &msg, sizeof msg) != sizeof msg || msg.event != UFFD_EVENT_PAGEFAULT)
+    throw std::runtime_error("userfaultfd: no page fault from the stuck writer");
+}
+
+void StuckWriter::release() {
+  if (!thread_.joinable()) return;
+  uffdio_zeropage zero{.range = {reinterpret_cast<uint64_t>(page_), page_size_}, .mode = 0, .zeropage = 0};
+  ioctl(uffd_.get(), UFFDIO_ZEROPAGE, &zero);
+  thread_.join();
+}
+
+StuckWriter::~StuckWriter() {
+  release();
+  munmap(page_, page_size_);
 }
 
 bool all_writable(const std::vector<std::string>& mounts) {

@@ -86,6 +86,24 @@ class ProbeWriter {
 // Runs a shell command; throws with its output if it fails.
 std::string run_capture(const std::string& command);
 
+// Makes a FIFREEZE of a filesystem wait for as long as the test wants: a thread write()s into a
+// file there from a page that userfaultfd keeps missing, so the write sits in the kernel holding
+// the superblock's writer count, which a freeze must drain. release() supplies the page.
+class StuckWriter {
+ public:
+  explicit StuckWriter(const std::string& dir);  // returns once the write is stuck
+  ~StuckWriter();
+  StuckWriter(const StuckWriter&) = delete;
+  StuckWriter& operator=(const StuckWriter&) = delete;
+  void release();
+
+ private:
+  UniqueFd uffd_;
+  void* page_ = nullptr;
+  size_t page_size_ = 0;
+  std::thread thread_;
+};
+
 // True if every probe's write completes straight away (nothing is frozen).
 bool all_writable(const std::vector<std::string>& mounts);
 
