@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 namespace hvvss {
 
@@ -149,7 +150,7 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
       // A thaw always ends with nothing frozen by us: plugins thaw everything they froze or
       // report what they could not, and retrying would not help.
       frozen_count_ = 0;
-      auto_thaw_due_ = false;
+      thaw_due_.clear();
       state_ = State::Idle;
       if (auto_thaw_timer_) sd_event_source_set_enabled(auto_thaw_timer_, SD_EVENT_OFF);
       if (seq == 0) {
@@ -164,8 +165,8 @@ void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult&
       break;
   }
   if (worker_.busy()) return;
-  if (auto_thaw_due_ && frozen())
-    start_auto_thaw();
+  if (!thaw_due_.empty() && frozen())
+    start_thaw(std::exchange(thaw_due_, {}));
   else if (awaiting_)
     start_awaiting();
   maybe_finish_stop();
@@ -197,18 +198,19 @@ int TransactionEngine::on_deadline(sd_event_source*, uint64_t, void* userdata) {
 
 int TransactionEngine::on_auto_thaw(sd_event_source*, uint64_t, void* userdata) {
   auto* self = static_cast<TransactionEngine*>(userdata);
-  if (!self->frozen()) return 0;
-  if (self->worker_.busy())
-    self->auto_thaw_due_ = true;  // after_phase starts it
-  else
-    self->start_auto_thaw();
+  self->request_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
+                                 std::chrono::duration<double>(self->settings_.auto_thaw).count()));
   return 0;
 }
 
-void TransactionEngine::start_auto_thaw() {
-  auto_thaw_due_ = false;
-  start_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
-                         std::chrono::duration<double>(settings_.auto_thaw).count()));
+// Thaws now, or, while the worker is busy with another phase, as soon as it returns. (A freeze
+// that is still running is rolled back by after_phase once its request has been answered.)
+void TransactionEngine::request_thaw(std::string why) {
+  if (!frozen()) return;
+  if (worker_.busy())
+    thaw_due_ = std::move(why);
+  else
+    start_thaw(why);
 }
 
 void TransactionEngine::abandon(std::string_view why) {
@@ -216,14 +218,14 @@ void TransactionEngine::abandon(std::string_view why) {
     awaiting_.reset();
     sd_event_source_set_enabled(deadline_timer_, SD_EVENT_OFF);
   }
-  if (!worker_.busy() && frozen()) start_thaw(fmt::format("{}: thawing what we froze", why));
+  request_thaw(fmt::format("{}: thawing what we froze", why));
 }
 
 void TransactionEngine::stop(std::function<void()> done) {
   stopping_ = true;
   on_stopped_ = std::move(done);
   if (awaiting_) answer(HvStatus::Fail, "agent is stopping");
-  if (!worker_.busy() && frozen()) start_thaw("agent is stopping: thawing what we froze");
+  request_thaw("agent is stopping: thawing what we froze");
   maybe_finish_stop();
 }
 

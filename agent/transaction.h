@@ -67,7 +67,7 @@ class TransactionEngine {
   void answer(HvStatus status, std::string_view detail);
   void after_phase(uint8_t op, uint64_t seq, const PhaseResult& result);
   void maybe_finish_stop();
-  void start_auto_thaw();
+  void request_thaw(std::string why);
   void arm(sd_event_source*& timer, Clock::time_point at, sd_event_time_handler_t handler);
   static int on_deadline(sd_event_source*, uint64_t, void* userdata);
   static int on_auto_thaw(sd_event_source*, uint64_t, void* userdata);
@@ -95,7 +95,7 @@ class TransactionEngine {
   uint64_t running_seq_ = 0;          // request whose phase the worker runs; 0 = internal phase
   std::function<void()> on_stopped_;  // set by stop()
   bool stopping_ = false;
-  bool auto_thaw_due_ = false;  // the auto-thaw timer fired while the worker was busy
+  std::string thaw_due_;  // why a thaw was requested while the worker was busy ("" = none)
 
   sd_event_source* deadline_timer_ = nullptr;
   sd_event_source* auto_thaw_timer_ = nullptr;

@@ -179,6 +179,31 @@ TEST_F(Engine, LosingTheChannelWhileFrozenThaws) {
   EXPECT_EQ(journal().back(), "a.thaw");
 }
 
+TEST_F(Engine, LosingTheChannelWhileFrozenAndBusyThawsRightAfterThePhase) {
+  std::promise<void> release;
+  a_.check_gate = release.get_future().share();
+  make();  // auto-thaw 60 s: only the lost channel can explain a thaw here
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  engine_->handle(static_cast<uint8_t>(Op::HotBackup), [](uint8_t, HvStatus) {});
+  engine_->abandon("test");
+  release.set_value();
+  ASSERT_TRUE(run_until([&] { return !engine_->frozen() && engine_->state() == State::Idle; }));
+  EXPECT_EQ(journal().back(), "a.thaw");
+}
+
+TEST_F(Engine, StoppingWhileFrozenAndBusyThawsRightAfterThePhase) {
+  std::promise<void> release;
+  a_.check_gate = release.get_future().share();
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  engine_->handle(static_cast<uint8_t>(Op::HotBackup), [](uint8_t, HvStatus) {});
+  bool stopped = false;
+  engine_->stop([&] { stopped = true; });
+  release.set_value();
+  ASSERT_TRUE(run_until([&] { return stopped; }));
+  EXPECT_FALSE(engine_->frozen());
+}
+
 TEST_F(Engine, LosingTheChannelDuringAFreezeRollsBackWhenItFinishes) {
   std::promise<void> release;
   c_.gate = release.get_future().share();
