@@ -138,8 +138,9 @@ Outcome FsFreeze::freeze(Deadline deadline) {
   if (!plan) return Outcome::failure(error);
   auto held = open_targets(*plan, error);
   if (!held) return Outcome::failure(error);
-  if (held->empty()) return Outcome::success("no filesystem to freeze" + skipped_text(*plan));
-  spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held->size(), skipped_text(*plan));
+  const std::string skipped = skipped_text(*plan);
+  if (held->empty()) return Outcome::success("no filesystem to freeze" + skipped);
+  spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held->size(), skipped);
 
   if (auto err = write_intent(*held); !err.empty()) return Outcome::failure("intent record: " + err);
   if (auto err = presync(*held, deadline); !err.empty()) {
@@ -151,7 +152,7 @@ Outcome FsFreeze::freeze(Deadline deadline) {
   // the last one.
   std::vector<std::string> names;
   for (const auto& h : *held) names.push_back(h.mount_point);
-  std::string detail = fmt::format("froze {} filesystem(s): {}", names.size(), join(names));
+  std::string detail = fmt::format("froze {} filesystem(s): {}{}", names.size(), join(names), skipped);
 
   // Wave by wave; the filesystems of one wave are independent and freeze in parallel.
   std::vector<int> errors(held->size(), 0);
@@ -182,10 +183,10 @@ Outcome FsFreeze::freeze(Deadline deadline) {
   if (!foreign.empty()) {
     // Not ours to thaw: drop them from the intent record too.
     write_intent(frozen_);
-    detail = fmt::format("froze {} filesystem(s); already frozen by someone else, left alone: {}", frozen_.size(),
-                         join(foreign));
+    detail = fmt::format("froze {} filesystem(s); already frozen by someone else, left alone: {}{}", frozen_.size(),
+                         join(foreign), skipped);
   }
-  return Outcome::success(detail + skipped_text(*plan));
+  return Outcome::success(std::move(detail));
 }
 
 // Flushes dirty data while applications still write, so that the freeze itself only commits

@@ -53,19 +53,16 @@ void KernelDevice::accept_client() {
   timeline_.event("client_connected");
 }
 
-void KernelDevice::close_client(std::string_view why) {
+void KernelDevice::close_client(std::string_view why, std::string_view event) {
   if (!client_) return;
   client_.reset();
   registered_ = false;
-  timeline_.event("client_closed", {{"reason", Timeline::str(why)}});
+  timeline_.event(event, {{"reason", Timeline::str(why)}});
 }
 
 void KernelDevice::drop_daemon(std::string_view why) {
-  if (!client_) return;
-  client_.reset();
-  registered_ = false;
   awaiting_reply_ = false;
-  timeline_.event("device_destroyed", {{"reason", Timeline::str(why)}});
+  close_client(why, "device_destroyed");
 }
 
 void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_point sent, bool& done) {

@@ -54,7 +54,7 @@ class KernelDevice {
   bool pump(Clock::time_point until, Wait what, Exchange* exchange = nullptr, Clock::time_point sent = {});
   void on_client_frame(Wait what, Exchange* exchange, Clock::time_point sent, bool& done);
   void accept_client();
-  void close_client(std::string_view why);
+  void close_client(std::string_view why, std::string_view event = "client_closed");
 
   std::string path_;
   Timeline& timeline_;
