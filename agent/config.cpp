@@ -1,24 +1,36 @@
 #include "agent/config.h"
 
-#include "agent/log.h"
+#include "agent/unique_fd.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <ini.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <stdexcept>
 
 namespace hvvss {
 
 namespace fs = std::filesystem;
 
-bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
+Status parse_duration(std::string_view text, std::chrono::milliseconds* out) {
+  auto invalid = [text] { return Status::errorf("invalid duration '{}' (use e.g. 15, 15s, 500ms, 2min)", text); };
   double value = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr == text.data()) return false;
+  if (ec != std::errc() || ptr == text.data()) return invalid();
   std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
-  double scale;
+  double scale = 0;
   if (unit.empty() || unit == "s" || unit == "sec")
     scale = 1000;
   else if (unit == "ms" || unit == "msec")
@@ -26,96 +38,69 @@ bool parse_duration(std::string_view text, std::chrono::milliseconds& out) {
   else if (unit == "min")
     scale = 60000;
   else
-    return false;
-  if (!(value > 0) || value * scale > 86400000.0 * 365) return false;
-  out = std::chrono::milliseconds(std::llround(value * scale));
-  return out.count() > 0;
+    return invalid();
+  if (!(value > 0) || value * scale > 86400000.0 * 365) return invalid();
+  long long ms = std::llround(value * scale);
+  if (ms <= 0) return invalid();
+  *out = std::chrono::milliseconds(ms);
+  return {};
+}
+
+Setting single_setting(std::string section, std::string key, std::string flag, std::string help,
+                       std::string placeholder, std::function<Status(const std::string& value)> parse) {
+  return {
+      .section = std::move(section),
+      .key = std::move(key),
+      .flag = std::move(flag),
+      .help = std::move(help),
+      .placeholder = std::move(placeholder),
+      .list = false,
+      .apply = [parse = std::move(parse)](const std::vector<std::string>& values) { return parse(values.front()); }};
+}
+
+Setting duration_setting(std::string section, std::string key, std::string flag, std::string help,
+                         std::chrono::milliseconds* target) {
+  return single_setting(std::move(section), std::move(key), std::move(flag), std::move(help), "DURATION",
+                        [target](const std::string& value) { return parse_duration(value, target); });
+}
+
+Setting path_setting(std::string section, std::string key, std::string flag, std::string help, std::string* target) {
+  return single_setting(std::move(section), std::move(key), std::move(flag), std::move(help), "PATH",
+                        [target](const std::string& value) {
+                          if (value.empty()) return Status::error("value must not be empty");
+                          *target = value;
+                          return Status::ok();
+                        });
+}
+
+Setting list_setting(std::string section, std::string key, std::string flag, std::string help, std::string placeholder,
+                     std::vector<std::string>* target, ListRules rules) {
+  return {.section = std::move(section),
+          .key = std::move(key),
+          .flag = std::move(flag),
+          .help = std::move(help),
+          .placeholder = std::move(placeholder),
+          .list = true,
+          .apply = [target, rules](const std::vector<std::string>& values) {
+            for (const auto& item : values)
+              if (rules.absolute_paths && !item.starts_with('/'))
+                return Status::errorf("'{}' is not an absolute path", item);
+            if (values.empty() || rules.replace) target->clear();
+            target->insert(target->end(), values.begin(), values.end());
+            return Status::ok();
+          }};
+}
+
+void ConfigSchema::add(Setting setting) {
+  for (const Setting& other : settings_) {
+    if (other.section == setting.section && other.key == setting.key)
+      throw std::logic_error(fmt::format("[{}] {}= declared twice", setting.section, setting.key));
+    if (other.flag == setting.flag) throw std::logic_error(fmt::format("{} declared twice", setting.flag));
+  }
+  settings_.push_back(std::move(setting));
 }
 
 namespace {
-
-using Values = std::vector<std::string>;
-
-Setting duration_setting(std::string_view section, std::string_view key, std::string_view flag, std::string_view help,
-                         std::chrono::milliseconds AgentConfig::*member) {
-  return {section, key, flag, help, "DURATION", false, [member](AgentConfig& c, const Values& v) -> std::string {
-            if (!parse_duration(v.front(), c.*member))
-              return fmt::format("invalid duration '{}' (use e.g. 15, 15s, 500ms, 2min)", v.front());
-            return {};
-          }};
-}
-
-Setting string_setting(std::string_view section, std::string_view key, std::string_view flag, std::string_view help,
-                       std::string AgentConfig::*member) {
-  return {section, key, flag, help, "PATH", false, [member](AgentConfig& c, const Values& v) -> std::string {
-            if (v.front().empty()) return "value must not be empty";
-            c.*member = v.front();
-            return {};
-          }};
-}
-
-// Lists accumulate; an empty assignment resets, as in systemd's unit files.
-Setting list_setting(std::string_view section, std::string_view key, std::string_view flag, std::string_view help,
-                     std::vector<std::string> fsfreeze::Filters::*member, bool absolute_paths) {
-  return {section,
-          key,
-          flag,
-          help,
-          absolute_paths ? "PATH" : "GLOB",
-          true,
-          [member, absolute_paths](AgentConfig& c, const Values& v) -> std::string {
-            auto& list = c.filters.*member;
-            if (v.empty()) list.clear();
-            for (const auto& item : v) {
-              if (absolute_paths && !item.starts_with('/')) return fmt::format("'{}' is not an absolute path", item);
-              list.push_back(item);
-            }
-            return {};
-          }};
-}
-
-}  // namespace
-
-const std::vector<Setting>& settings() {
-  static const std::vector<Setting> table = {
-      string_setting("Agent", "Device", "--device",
-                     "VSS channel: the kernel's character device, or a simulator's SOCK_SEQPACKET socket",
-                     &AgentConfig::device),
-      string_setting("Agent", "RuntimeDirectory", "--runtime-dir",
-                     "Directory for the intent record (must not be on a filesystem we freeze)",
-                     &AgentConfig::runtime_dir),
-      duration_setting("Agent", "ReplyBudgetSec", "--reply-budget",
-                       "Every request is answered within this time (default 15s)", &AgentConfig::reply_budget),
-      duration_setting("Agent", "AutoThawSec", "--auto-thaw",
-                       "Thaw on our own if no THAW arrives this long after a freeze (default 60s)",
-                       &AgentConfig::auto_thaw),
-      {"Agent", "LogLevel", "--log-level", "trace, debug, info, warning, error, critical or off", "LEVEL", false,
-       [](AgentConfig& c, const Values& v) -> std::string {
-         if (!logging::parse_level(v.front())) return fmt::format("unknown log level '{}'", v.front());
-         c.log_level = v.front();
-         return {};
-       }},
-      list_setting("Filesystems", "OnlyMounts", "--only-mounts",
-                   "Freeze only these mount points (an allow-list); nothing else is ever frozen",
-                   &fsfreeze::Filters::only_mounts, true),
-      list_setting("Filesystems", "ExcludeMounts", "--exclude-mounts", "Never freeze mount points matching these globs",
-                   &fsfreeze::Filters::exclude_globs, false),
-      {"Filesystems", "FreezableTypes", "--freezable-types",
-       "Filesystem types frozen (default: ext4 ext3 ext2 xfs btrfs)", "TYPE", true,
-       [](AgentConfig& c, const Values& v) -> std::string {
-         c.filters.freezable_types = v;
-         return {};
-       }},
-  };
-  return table;
-}
-
-namespace {
-
-struct ParseState {
-  AgentConfig* config;
-  std::string error;  // the first error; inih reports its line
-};
 
 std::vector<std::string> split_words(std::string_view text) {
   std::vector<std::string> words;
@@ -129,51 +114,170 @@ std::vector<std::string> split_words(std::string_view text) {
   return words;
 }
 
-int on_key(void* user, const char* section, const char* key, const char* value) {
-  auto* state = static_cast<ParseState*>(user);
-  const auto& table = settings();
-  auto it =
-      std::find_if(table.begin(), table.end(), [&](const Setting& s) { return s.section == section && s.key == key; });
+Status apply_assignment(const std::vector<Setting>& settings, std::string_view section, std::string_view key,
+                        std::string_view value) {
+  auto it = std::find_if(settings.begin(), settings.end(),
+                         [&](const Setting& s) { return s.section == section && s.key == key; });
+  if (it == settings.end()) return Status::errorf("unknown key '{}' in section [{}]", key, section);
+  if (!it->list && value.empty()) return Status::errorf("{}= needs a value", key);
+  return it->apply(it->list ? split_words(value) : std::vector<std::string>{std::string(value)})
+      .prefixed(fmt::format("{}=", key));
+}
+
+// One file going through inih, which is fed from memory a line at a time. Counting the lines
+// here lets an error found while applying a value name its own line, and lets a line too long for
+// inih's buffer be refused (inih would cut it in two and read the rest as a line of its own).
+struct Parse {
+  Parse(const std::vector<Setting>& settings, std::string_view text) : settings(&settings), rest(text) {}
+
+  const std::vector<Setting>* settings;
+  std::string_view rest;  // the text not yet handed to inih
+  int line = 0;           // the line inih is on
+  int error_line = 0;     // of the first error found here; 0 for none
   std::string error;
-  if (it == table.end()) {
-    error = fmt::format("unknown key '{}' in section [{}]", key, section);
-  } else {
-    Values values = it->list ? split_words(value) : Values{value};
-    if (!it->list && values.front().empty())
-      error = fmt::format("{}= needs a value", key);
-    else if (auto e = it->apply(*state->config, values); !e.empty())
-      error = fmt::format("{}=: {}", key, e);
+
+  void fail(const std::string& message) {
+    if (error_line != 0) return;
+    error_line = line;
+    error = message;
   }
-  if (error.empty()) return 1;
-  if (state->error.empty()) state->error = error;
-  return 0;
+
+  // inih's ini_reader: the next line, with its '\n', into `buffer` of `size` bytes.
+  static char* read_line(char* buffer, int size, void* stream) {
+    auto* parse = static_cast<Parse*>(stream);
+    if (parse->rest.empty()) return nullptr;
+    size_t newline = parse->rest.find('\n');
+    size_t length = newline == std::string_view::npos ? parse->rest.size() : newline + 1;
+    ++parse->line;
+    if (length >= static_cast<size_t>(size)) {
+      parse->fail(fmt::format("line longer than {} characters", size - 2));
+      return nullptr;
+    }
+    std::memcpy(buffer, parse->rest.data(), length);
+    buffer[length] = '\0';
+    parse->rest.remove_prefix(length);
+    return buffer;
+  }
+
+  static int on_key(void* user, const char* section, const char* key, const char* value) {
+    auto* parse = static_cast<Parse*>(user);
+    Status status = apply_assignment(*parse->settings, section, key, value);
+    if (!status) parse->fail(status.message());
+    return status ? 1 : 0;
+  }
+};
+
+// Empty: the way to mask a configuration file, as in systemd.
+bool is_dev_null(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3); }
+
+Status check_readable(const std::string& path, const struct stat& st) {
+  if (!S_ISREG(st.st_mode)) return Status::errorf("{}: not a regular file", path);
+  if (static_cast<uintmax_t>(st.st_size) > kMaxConfigFileBytes)
+    return Status::errorf("{}: larger than {} MiB", path, kMaxConfigFileBytes >> 20);
+  return {};
+}
+
+// The contents of a configuration file, refused unread unless check_readable() accepts it.
+Status read_config_text(const std::string& path, std::string* text) {
+  text->clear();
+  struct stat st {};
+  // stat() first so that a device node is never opened, as that may act (a watchdog arms, a tape
+  // rewinds). The check that counts is the fstat() of the descriptor we read.
+  if (::stat(path.c_str(), &st) != 0) return Status::from_errno(errno, path);
+  if (is_dev_null(st)) return {};
+  if (Status status = check_readable(path, st); !status) return status;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) return Status::from_errno(errno, path);
+  if (::fstat(fd.get(), &st) != 0) return Status::from_errno(errno, path);
+  if (Status status = check_readable(path, st); !status) return status;
+  text->reserve(static_cast<size_t>(st.st_size));
+  std::array<char, 8192> chunk{};
+  for (;;) {
+    ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno(errno, path);
+    if (n == 0) break;
+    text->append(chunk.data(), static_cast<size_t>(n));
+    if (text->size() > kMaxConfigFileBytes)  // it grew since fstat()
+      return Status::errorf("{}: larger than {} MiB", path, kMaxConfigFileBytes >> 20);
+  }
+  if (text->find('\0') != std::string::npos) return Status::errorf("{}: contains a NUL byte", path);
+  return {};
+}
+
+// The drop-ins in `dir` (*.conf) in lexical order; none when `dir` does not exist.
+Status list_dropins(const fs::path& dir, std::vector<fs::path>* dropins) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec == std::errc::no_such_file_or_directory) return {};
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (it->path().extension() == ".conf") dropins->push_back(it->path());
+  if (ec) return Status::from_errno(ec.value(), dir.string());
+  std::sort(dropins->begin(), dropins->end());
+  return {};
 }
 
 }  // namespace
 
-std::string load_config_file(const std::string& path, AgentConfig& config) {
-  ParseState state{&config, {}};
-  int line = ini_parse(path.c_str(), &on_key, &state);
-  if (line == -1) return fmt::format("{}: cannot open", path);
-  if (line == -2) return fmt::format("{}: out of memory", path);
-  if (line > 0) return fmt::format("{}:{}: {}", path, line, state.error.empty() ? "syntax error" : state.error);
+Status ConfigSchema::load_file(const std::string& path) const {
+  std::string text;
+  if (Status status = read_config_text(path, &text); !status) return status;
+  Parse parse(settings_, text);
+  int line = ini_parse_stream(&Parse::read_line, &parse, &Parse::on_key, &parse);
+  if (line < 0) return Status::errorf("{}: out of memory", path);
+  if (line > 0 && (parse.error_line == 0 || line < parse.error_line))
+    return Status::errorf("{}:{}: syntax error", path, line);
+  if (parse.error_line > 0) return Status::errorf("{}:{}: {}", path, parse.error_line, parse.error);
   return {};
 }
 
-std::string load_config(const std::string& path, bool required, AgentConfig& config) {
-  std::error_code ec;
-  if (fs::exists(path, ec)) {
-    if (auto e = load_config_file(path, config); !e.empty()) return e;
-  } else if (required) {
-    return fmt::format("{}: no such file", path);
-  }
+Status ConfigSchema::load(const std::string& path, bool required) const {
+  Status status = load_file(path);
+  if (!status && (required || status.error_number() != ENOENT)) return status;
   std::vector<fs::path> dropins;
-  for (const auto& entry : fs::directory_iterator(path + ".d", ec))
-    if (entry.path().extension() == ".conf" && entry.is_regular_file(ec)) dropins.push_back(entry.path());
-  std::sort(dropins.begin(), dropins.end());
+  if (Status listed = list_dropins(path + ".d", &dropins); !listed) return listed;
   for (const auto& dropin : dropins)
-    if (auto e = load_config_file(dropin, config); !e.empty()) return e;
+    if (Status loaded = load_file(dropin.string()); !loaded) return loaded;
   return {};
+}
+
+std::optional<int> configure(const ConfigSchema& schema, int argc, char** argv, const CommandLineInfo& info) {
+  CLI::App app{info.description, info.program};
+  std::string config_path = info.default_config_path;
+  app.add_option("--config", config_path, "Configuration file (drop-ins are read from FILE.d/*.conf)")
+      ->default_val(info.default_config_path);
+  app.set_version_flag("--version", info.version);
+  app.footer(info.footer);
+  const auto& settings = schema.settings();
+  std::vector<std::vector<std::string>> values(settings.size());
+  std::vector<CLI::Option*> options;
+  for (size_t i = 0; i < settings.size(); ++i) {
+    const Setting& s = settings[i];
+    auto* option = app.add_option(s.flag, values[i], fmt::format("{} (config: [{}] {}=)", s.help, s.section, s.key));
+    option->type_name(s.placeholder);
+    if (!s.list) option->expected(1);
+    options.push_back(option);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0, every usage error 2
+  }
+  if (Status status = schema.load(config_path, app.count("--config") > 0); !status) {
+    fmt::print(stderr, "{}: configuration error: {}\n", info.program, status.message());
+    return 2;
+  }
+  for (size_t i = 0; i < settings.size(); ++i) {
+    if (options[i]->count() == 0) continue;
+    // The command line replaces the files' list.
+    Status status = settings[i].list ? settings[i].apply({}) : Status::ok();
+    if (status) status = settings[i].apply(values[i]);
+    if (!status) {
+      fmt::print(stderr, "{}: {}: {}\n", info.program, settings[i].flag, status.message());
+      return 2;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace hvvss

@@ -1,49 +1,94 @@
-// The agent's settings: /etc/hv-vss/agent.conf, then agent.conf.d/*.conf in lexical order,
-// then the command line, which wins. Every key has a command-line twin; both are declared once,
-// in the table returned by settings(). Errors name the file and line (or the option).
+// The configuration schema: every setting of the daemon, declared by the agent and by each plugin,
+// bound to a variable its declarer owns. The schema reads an INI file and its drop-ins
+// (FILE.d/*.conf in lexical order), then the command line, which wins; every key has a
+// command-line twin. Errors name the file and line, or the option.
 #pragma once
 
-#include "plugins/fsfreeze/targets.h"
+#include "agent/status.h"
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace hvvss {
 
-inline constexpr std::string_view kDefaultConfigPath = "/etc/hv-vss/agent.conf";
-
-struct AgentConfig {
-  std::string device = "/dev/vmbus/hv_vss";
-  std::string runtime_dir = "/run/hv-vss-agent";
-  std::chrono::milliseconds reply_budget{15000};
-  std::chrono::milliseconds auto_thaw{60000};
-  std::string log_level = "info";
-  fsfreeze::Filters filters;
-};
+// A configuration file (the main file or a drop-in) larger than this is refused unread.
+inline constexpr size_t kMaxConfigFileBytes = size_t{1} << 20;
 
 // One setting: where it lives in the INI file, its command-line twin, and how a value applies.
 struct Setting {
-  std::string_view section;
-  std::string_view key;
-  std::string_view flag;
-  std::string_view help;
-  std::string_view placeholder;  // what --help shows for the value: PATH, DURATION, ...
-  bool list;                     // whitespace-separated in the file, several values on the command line
-  // Applies `values` (one value unless `list`); returns an error text or "".
-  std::function<std::string(AgentConfig&, const std::vector<std::string>& values)> apply;
+  std::string section;
+  std::string key;
+  std::string flag;         // "--reply-budget"
+  std::string help;         // --help shows it followed by "(config: [Section] Key=)"
+  std::string placeholder;  // what --help shows for the value: PATH, DURATION, GLOB, ...
+  // A list is whitespace-separated in a file and takes several values on the command line,
+  // which replace the files' list.
+  bool list = false;
+  // Checks `values` (exactly one unless `list`) and writes them into the variable the setting is
+  // bound to; for a list, no values means "empty the list".
+  std::function<Status(const std::vector<std::string>& values)> apply;
 };
 
-const std::vector<Setting>& settings();
+// Builders binding a setting to a variable owned by the caller, which must outlive the schema.
 
-// Parses one INI file into `config`. Returns "FILE:LINE: message" on error, "" otherwise.
-std::string load_config_file(const std::string& path, AgentConfig& config);
-// Loads `path` (missing is fine unless `required`) and then `path`.d/*.conf.
-std::string load_config(const std::string& path, bool required, AgentConfig& config);
+// One value, which `parse` checks and stores.
+Setting single_setting(std::string section, std::string key, std::string flag, std::string help,
+                       std::string placeholder, std::function<Status(const std::string& value)> parse);
+// A positive duration: "15" (seconds), "15s", "500ms", "2min".
+Setting duration_setting(std::string section, std::string key, std::string flag, std::string help,
+                         std::chrono::milliseconds* target);
+// A non-empty path.
+Setting path_setting(std::string section, std::string key, std::string flag, std::string help, std::string* target);
 
-// "15", "15s", "500ms", "2min" → milliseconds; must be positive.
-bool parse_duration(std::string_view text, std::chrono::milliseconds& out);
+// How a list setting checks and combines the assignments of a file.
+struct ListRules {
+  bool absolute_paths = false;  // every item must start with '/'
+  // false: each assignment adds to the list, as in systemd's unit files; true: each assignment
+  // replaces the list, for lists whose default is not empty. Either way an empty one empties it.
+  bool replace = false;
+};
+Setting list_setting(std::string section, std::string key, std::string flag, std::string help, std::string placeholder,
+                     std::vector<std::string>* target, ListRules rules = {});
+
+// All the settings of the daemon. Loading applies each value through its setting as it is read.
+class ConfigSchema {
+ public:
+  // A section and key or a flag declared twice is a programming error: std::logic_error.
+  void add(Setting setting);
+  const std::vector<Setting>& settings() const { return settings_; }
+
+  // Parses one file: a regular file of at most kMaxConfigFileBytes, or /dev/null, which is empty
+  // (systemd's way to mask a file). Errors read "FILE: message" or "FILE:LINE: message"; a
+  // missing file carries ENOENT in error_number().
+  Status load_file(const std::string& path) const;
+  // Loads `path` (missing is fine unless `required`), then `path`.d/*.conf in lexical order.
+  Status load(const std::string& path, bool required) const;
+
+ private:
+  std::vector<Setting> settings_;
+};
+
+// What the command line says about the program besides its settings.
+struct CommandLineInfo {
+  std::string program;              // names the program in the usage line and in error messages
+  std::string description;          // the text above the options
+  std::string version;              // what --version prints
+  std::string default_config_path;  // --config's default, which may be missing
+  std::string footer;               // the text below the options
+};
+
+// Applies the configuration files and then the command line: --config FILE, --version, --help and
+// every setting's flag. Returns the exit code when the program must stop (0 after --help or
+// --version, 2 after a usage or configuration error, which goes to stderr naming the option or
+// FILE:LINE), std::nullopt when it goes on.
+std::optional<int> configure(const ConfigSchema& schema, int argc, char** argv, const CommandLineInfo& info);
+
+// "15", "15s", "500ms", "2min" → milliseconds; must be positive. `out` is untouched on error.
+Status parse_duration(std::string_view text, std::chrono::milliseconds* out);
 
 }  // namespace hvvss

@@ -17,21 +17,21 @@ namespace {
 constexpr int kHandshakeTimeoutMs = 5000;
 constexpr size_t kReadBuffer = 256;  // larger than any frame, so oversized ones are seen whole
 
-std::string open_error(const std::string& path, int err) {
+Status open_error(const std::string& path, int err) {
   switch (err) {
     case ENOENT:
-      return fmt::format(
+      return Status::errorf(
           "{} does not exist: the Hyper-V 'Backup (volume snapshot)' integration service is not offered "
           "to this VM, or the hv_utils module is not loaded",
           path);
     case EBUSY:
-      return fmt::format(
+      return Status::errorf(
           "{} is busy: another VSS daemon has it open, most likely hv-vss-daemon.service "
           "(hypervvssd.service on Fedora/RHEL) from hyperv-daemons; stop and disable it",
           path);
     case EACCES:
-    case EPERM: return fmt::format("{}: {} (hv-vss-agent must run as root)", path, std::strerror(err));
-    default: return fmt::format("{}: {}", path, std::strerror(err));
+    case EPERM: return Status::from_errno(err, fmt::format("{} (hv-vss-agent must run as root)", path));
+    default: return Status::from_errno(err, path);
   }
 }
 
@@ -60,12 +60,12 @@ ssize_t retry_eintr(auto call) {
 
 }  // namespace
 
-std::string Device::connect(const std::string& path) {
-  if (auto e = open(path); !e.empty()) return e;
+Status Device::connect(const std::string& path) {
+  if (Status s = open(path); !s) return s;
   return register_with_kernel();
 }
 
-std::string Device::open(const std::string& path) {
+Status Device::open(const std::string& path) {
   close();
   path_ = path;
   struct stat st {};
@@ -78,51 +78,48 @@ std::string Device::open(const std::string& path) {
     fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
     err = errno;
   } else {
-    return fmt::format("{} is neither a character device nor a socket", path);
+    return Status::errorf("{} is neither a character device nor a socket", path);
   }
   if (!fd_) return open_error(path, err);
   return {};
 }
 
-std::string Device::register_with_kernel() {
-  std::string error = handshake(path_);
-  if (!error.empty()) close();
-  return error;
+Status Device::register_with_kernel() {
+  Status s = handshake(path_);
+  if (!s) close();
+  return s;
 }
 
-std::string Device::handshake(const std::string& path) {
-  std::string refused =
-      fmt::format("{} closed the channel during registration: another VSS daemon is probably connected", path);
+Status Device::handshake(const std::string& path) {
+  Status refused =
+      Status::errorf("{} closed the channel during registration: another VSS daemon is probably connected", path);
   Frame hello = encode_request(static_cast<uint8_t>(Op::Register1));
   if (retry_eintr([&] { return send_frame(hello); }) != static_cast<ssize_t>(hello.size()))
     return errno == EPIPE || errno == ECONNRESET
                ? refused
-               : fmt::format("{}: registration (REGISTER1) failed: {}", path, std::strerror(errno));
+               : Status::from_errno(errno, fmt::format("{}: registration (REGISTER1) failed", path));
   pollfd pfd{fd_.get(), POLLIN, 0};
   int ready;
   do ready = poll(&pfd, 1, kHandshakeTimeoutMs);
   while (ready < 0 && errno == EINTR);
-  if (ready == 0) return fmt::format("{}: no version reply within {} ms of REGISTER1", path, kHandshakeTimeoutMs);
+  if (ready == 0) return Status::errorf("{}: no version reply within {} ms of REGISTER1", path, kHandshakeTimeoutMs);
   uint8_t buffer[kReadBuffer];
   ssize_t n = retry_eintr([&] { return ::read(fd_.get(), buffer, sizeof buffer); });
   if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return refused;
-  if (n < 0) return fmt::format("{}: reading the version reply failed: {}", path, std::strerror(errno));
+  if (n < 0) return Status::from_errno(errno, fmt::format("{}: reading the version reply failed", path));
   if (n != static_cast<ssize_t>(kVersionReplySize))
-    return fmt::format("{}: invalid version negotiation: {}-byte reply, expected {}", path, n, kVersionReplySize);
+    return Status::errorf("{}: invalid version negotiation: {}-byte reply, expected {}", path, n, kVersionReplySize);
   std::memcpy(&kernel_version_, buffer, sizeof kernel_version_);
   return {};
 }
 
-Device::ReadResult Device::read(std::vector<std::byte>& frame, std::string& error) {
-  frame.resize(kReadBuffer);
-  ssize_t n = retry_eintr([&] { return ::read(fd_.get(), frame.data(), frame.size()); });
-  if (n > 0) {
-    frame.resize(static_cast<size_t>(n));
-    return ReadResult::Frame;
-  }
-  if (n < 0 && errno == EAGAIN) return ReadResult::Nothing;  // spurious wake-up (PROTOCOL.md §2.3)
-  error = n == 0 ? "the channel was closed by the other side" : fmt::format("read failed: {}", std::strerror(errno));
-  return ReadResult::Lost;
+Status Device::read(std::vector<std::byte>* frame) {
+  frame->resize(kReadBuffer);
+  ssize_t n = retry_eintr([&] { return ::read(fd_.get(), frame->data(), frame->size()); });
+  frame->resize(n > 0 ? static_cast<size_t>(n) : 0);
+  if (n > 0 || (n < 0 && errno == EAGAIN)) return {};  // EAGAIN: a spurious wake-up (PROTOCOL.md §2.3)
+  if (n == 0) return Status::error("the channel was closed by the other side");
+  return Status::from_errno(errno, "read failed");
 }
 
 ssize_t Device::send_frame(const Frame& frame) {
@@ -130,14 +127,12 @@ ssize_t Device::send_frame(const Frame& frame) {
                  : ::write(fd_.get(), frame.data(), frame.size());
 }
 
-bool Device::write(const Frame& frame, std::string& error) {
+Status Device::write(const Frame& frame) {
   ssize_t n = retry_eintr([&] { return send_frame(frame); });
-  if (n == static_cast<ssize_t>(frame.size())) return true;
+  if (n == static_cast<ssize_t>(frame.size())) return {};
   if (n < 0 && errno == EINVAL)
-    error = "the kernel rejected the reply (EINVAL): it no longer waits for one (timeout or hibernation THAW)";
-  else
-    error = n < 0 ? fmt::format("write failed: {}", std::strerror(errno)) : fmt::format("short write of {} bytes", n);
-  return false;
+    return Status::error("the kernel rejected the reply (EINVAL): it no longer waits for one (timeout or hibernation THAW)");
+  return n < 0 ? Status::from_errno(errno, "write failed") : Status::errorf("short write of {} bytes", n);
 }
 
 }  // namespace hvvss

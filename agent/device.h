@@ -5,6 +5,7 @@
 #pragma once
 
 #include "agent/protocol.h"
+#include "agent/status.h"
 #include "agent/unique_fd.h"
 
 #include <cstddef>
@@ -15,26 +16,25 @@ namespace hvvss {
 
 class Device {
  public:
-  // Opens `path` (the kernel's EBUSY for a second daemon comes here). Returns an error text
-  // for the admin, or "".
-  std::string open(const std::string& path);
+  // Opens `path` (the kernel's EBUSY for a second daemon comes here); errors are for the admin.
+  Status open(const std::string& path);
   // REGISTER1 and the version reply; after it the kernel forwards host requests.
-  std::string register_with_kernel();
+  Status register_with_kernel();
   // Both of the above.
-  std::string connect(const std::string& path);
+  Status connect(const std::string& path);
   void close() { fd_.reset(); }
   int fd() const { return fd_.get(); }
   bool is_open() const { return static_cast<bool>(fd_); }
   uint32_t kernel_version() const { return kernel_version_; }
 
-  enum class ReadResult { Frame, Nothing, Lost };
-  // Reads one message into `frame` (any size, so that bad frames can be reported).
-  ReadResult read(std::vector<std::byte>& frame, std::string& error);
-  // Writes one reply frame; false (with `error`) when the kernel did not take it.
-  bool write(const Frame& frame, std::string& error);
+  // Reads one message into `frame` (any size, so that bad frames can be reported); an empty
+  // frame is a spurious wake-up. An error means the channel is lost.
+  Status read(std::vector<std::byte>* frame);
+  // Writes one reply frame; an error when the kernel did not take it.
+  Status write(const Frame& frame);
 
  private:
-  std::string handshake(const std::string& path);
+  Status handshake(const std::string& path);
   ssize_t send_frame(const Frame& frame);
 
   std::string path_;

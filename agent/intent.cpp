@@ -3,43 +3,58 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
-#include <cstring>
-#include <fstream>
 
 namespace hvvss {
 
 namespace {
-std::string make_dir(const std::filesystem::path& dir) {
+Status make_dir(const std::filesystem::path& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  return ec ? fmt::format("cannot create {}: {}", dir.string(), ec.message()) : std::string();
+  if (ec) return Status::from_errno(ec.value(), fmt::format("cannot create {}", dir.string()));
+  return {};
 }
 }  // namespace
 
-std::string IntentRecord::write(const std::vector<std::string>& lines) const {
-  if (auto e = make_dir(dir_); !e.empty()) return e;
+Status IntentRecord::write(const std::vector<std::string>& lines) const {
+  if (Status s = make_dir(dir_); !s) return s;
   std::string text;
   for (const auto& line : lines) text += line + "\n";
   auto tmp = dir_ / "intent.tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return fmt::format("cannot create {}: {}", tmp.string(), std::strerror(errno));
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  int saved = errno;
-  close(fd);
-  if (!ok) return fmt::format("cannot write {}: {}", tmp.string(), std::strerror(saved));
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return Status::from_errno(errno, fmt::format("cannot create {}", tmp.string()));
+  ssize_t n = ::write(fd.get(), text.data(), text.size());
+  if (n != static_cast<ssize_t>(text.size()))
+    return Status::from_errno(n < 0 ? errno : ENOSPC, fmt::format("cannot write {}", tmp.string()));
   if (rename(tmp.c_str(), path().c_str()) != 0)
-    return fmt::format("cannot rename {} to {}: {}", tmp.string(), path().string(), std::strerror(errno));
+    return Status::from_errno(errno, fmt::format("cannot rename {} to {}", tmp.string(), path().string()));
   return {};
 }
 
-std::vector<std::string> IntentRecord::read() const {
-  std::vector<std::string> lines;
-  std::ifstream in(path());
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) lines.push_back(line);
-  return lines;
+Status IntentRecord::read(std::vector<std::string>* lines) const {
+  lines->clear();
+  // O_NONBLOCK: a FIFO planted there must not hang the start-up.
+  UniqueFd fd(open(path().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
+  if (!fd && errno == ENOENT) return {};
+  if (!fd) return Status::from_errno(errno, fmt::format("cannot open {}", path().string()));
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return Status::from_errno(errno, fmt::format("cannot stat {}", path().string()));
+  if (!S_ISREG(st.st_mode)) return Status::errorf("{} is not a regular file", path().string());
+  if (static_cast<size_t>(st.st_size) > kMaxBytes)
+    return Status::errorf("{} is larger than {} KiB: not a record this agent wrote", path().string(), kMaxBytes / 1024);
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  ssize_t n = pread(fd.get(), text.data(), text.size(), 0);
+  if (n < 0) return Status::from_errno(errno, fmt::format("cannot read {}", path().string()));
+  text.resize(static_cast<size_t>(n));
+  for (size_t start = 0; start < text.size();) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    if (nl > start) lines->push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return {};
 }
 
 void IntentRecord::clear() const {
@@ -47,20 +62,20 @@ void IntentRecord::clear() const {
   std::filesystem::remove(path(), ec);
 }
 
-std::string RuntimeLock::acquire(const std::filesystem::path& dir) {
-  if (auto e = make_dir(dir); !e.empty()) return e;
+Status RuntimeLock::acquire(const std::filesystem::path& dir) {
+  if (Status s = make_dir(dir); !s) return s;
   auto path = dir / "lock";
   fd_ = UniqueFd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd_) return fmt::format("cannot open {}: {}", path.string(), std::strerror(errno));
+  if (!fd_) return Status::from_errno(errno, fmt::format("cannot open {}", path.string()));
   if (flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {};
     [[maybe_unused]] ssize_t n = pread(fd_.get(), pid, sizeof pid - 1, 0);
     fd_.reset();
-    return fmt::format("another hv-vss-agent (pid {}) is running with runtime directory {}", pid, dir.string());
+    return Status::errorf("another hv-vss-agent (pid {}) is running with runtime directory {}", pid, dir.string());
   }
   std::string pid = std::to_string(getpid());
   if (ftruncate(fd_.get(), 0) != 0 || pwrite(fd_.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
-    return fmt::format("cannot write {}: {}", path.string(), std::strerror(errno));
+    return Status::from_errno(errno, fmt::format("cannot write {}", path.string()));
   return {};
 }
 

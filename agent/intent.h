@@ -4,6 +4,7 @@
 // died with filesystems frozen, and thaws them before it does anything else.
 #pragma once
 
+#include "agent/status.h"
 #include "agent/unique_fd.h"
 
 #include <filesystem>
@@ -14,12 +15,16 @@ namespace hvvss {
 
 class IntentRecord {
  public:
+  // A record larger than this is not one the agent wrote.
+  static constexpr size_t kMaxBytes = 64 * 1024;
+
   explicit IntentRecord(std::filesystem::path dir) : dir_(std::move(dir)) {}
 
-  // Replaces the record with `lines` atomically (write + rename). Returns an error text or "".
-  std::string write(const std::vector<std::string>& lines) const;
-  // The lines of the record; empty when there is none.
-  std::vector<std::string> read() const;
+  // Replaces the record with `lines` atomically (write + rename).
+  Status write(const std::vector<std::string>& lines) const;
+  // The lines of the record; none when there is no record. A record that cannot be read (not a
+  // regular file, too large, an I/O error) is an error, never "no record".
+  Status read(std::vector<std::string>* lines) const;
   void clear() const;
   std::filesystem::path path() const { return dir_ / "intent"; }
 
@@ -32,8 +37,8 @@ class IntentRecord {
 // second agent can never "recover" (thaw) what a live first agent froze.
 class RuntimeLock {
  public:
-  // Takes the lock; returns an error text naming the holder, or "".
-  std::string acquire(const std::filesystem::path& dir);
+  // Takes the lock; the error names the holder.
+  Status acquire(const std::filesystem::path& dir);
 
  private:
   UniqueFd fd_;

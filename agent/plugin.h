@@ -1,47 +1,33 @@
-// The interface every snapshot participant implements (filesystems, unit hooks, writers).
-// The transaction engine calls check → freeze → thaw on one worker thread, one call at a time,
-// each with a deadline derived from the host's reply budget. Plugins never call each other.
+// A plugin as the daemon sees it: a settings section it declares in the configuration schema,
+// and the participants it makes once the configuration is read. The daemon knows plugins only
+// through this interface; plugins/builtin.h lists the ones compiled in.
 #pragma once
 
-#include <chrono>
+#include "agent/participant.h"
+#include "agent/status.h"
+
+#include <systemd/sd-event.h>
+#include <memory>
 #include <string>
-#include <string_view>
+#include <vector>
 
 namespace hvvss {
 
-using Clock = std::chrono::steady_clock;
+class ConfigSchema;
 
-// A point in time by which a call must have returned.
-class Deadline {
- public:
-  explicit Deadline(Clock::time_point at) : at_(at) {}
-  static Deadline after(Clock::duration d) { return Deadline(Clock::now() + d); }
-  Clock::time_point at() const { return at_; }
-  Clock::duration remaining() const { return std::max(Clock::duration::zero(), at_ - Clock::now()); }
-  bool expired() const { return Clock::now() >= at_; }
-
- private:
-  Clock::time_point at_;
-};
-
-// What a call achieved; `detail` is a short human sentence for logs and D-Bus.
-struct Outcome {
-  bool ok = true;
-  std::string detail;
-  static Outcome success(std::string detail = {}) { return {true, std::move(detail)}; }
-  static Outcome failure(std::string detail) { return {false, std::move(detail)}; }
+// What a plugin may use to make its participants.
+struct PluginContext {
+  sd_event* loop = nullptr;
+  std::string runtime_dir;  // for records that must survive the agent (tmpfs, never frozen)
 };
 
 class Plugin {
  public:
   virtual ~Plugin() = default;
   virtual std::string_view name() const = 0;
-  // Can this participant take part in a snapshot right now?
-  virtual Outcome check(Deadline deadline) = 0;
-  // Quiesce. On failure the plugin leaves its own part thawed.
-  virtual Outcome freeze(Deadline deadline) = 0;
-  // Resume. Idempotent: thawing what is not frozen succeeds; always tries everything.
-  virtual Outcome thaw(Deadline deadline) = 0;
+  // Adds the plugin's settings, bound to its own variables.
+  virtual void declare(ConfigSchema& schema) = 0;
+  virtual Status make(const PluginContext& context, std::vector<std::unique_ptr<Participant>>* participants) = 0;
 };
 
 }  // namespace hvvss

@@ -33,12 +33,10 @@ std::string_view status_name(HvStatus status) {
 
 std::string status_hex(uint32_t code) { return fmt::format("0x{:08X}", code); }
 
-std::optional<Request> decode_request(std::span<const std::byte> bytes, DecodeError& error) {
-  if (bytes.size() != kFrameSize) {
-    error.message = fmt::format("frame of {} bytes, expected {}", bytes.size(), kFrameSize);
-    return std::nullopt;
-  }
-  return Request{static_cast<uint8_t>(bytes[0])};
+Status decode_request(std::span<const std::byte> bytes, Request* request) {
+  if (bytes.size() != kFrameSize) return Status::errorf("frame of {} bytes, expected {}", bytes.size(), kFrameSize);
+  request->op = static_cast<uint8_t>(bytes[0]);
+  return {};
 }
 
 namespace {

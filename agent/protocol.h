@@ -4,10 +4,11 @@
 // replies are always built from a zeroed frame (PROTOCOL.md §1).
 #pragma once
 
+#include "agent/status.h"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -66,14 +67,9 @@ struct Request {
   uint8_t op = 0;
 };
 
-// Why a frame was rejected; the text goes to the log as it stands.
-struct DecodeError {
-  std::string message;
-};
-
-// Validates the size of a frame read from the device and extracts the operation.
-// Returns std::nullopt and fills `error` when the frame is malformed.
-std::optional<Request> decode_request(std::span<const std::byte> bytes, DecodeError& error);
+// Validates the size of a frame read from the device and extracts the operation; the error
+// says what is wrong with a malformed frame.
+Status decode_request(std::span<const std::byte> bytes, Request* request);
 
 // Builds a reply frame: zeroed, `error` = status, flags set for a successful HOT_BACKUP.
 Frame encode_reply(uint8_t op, HvStatus status);

@@ -1,7 +1,6 @@
 #include "agent/transaction.h"
 
 #include <algorithm>
-#include <memory>
 #include <utility>
 
 namespace hvvss {
@@ -17,206 +16,365 @@ std::string_view state_name(State state) {
   return "unknown";
 }
 
+std::string_view action_name(Action action) {
+  switch (action) {
+    case Action::Check: return "check";
+    case Action::Freeze: return "freeze";
+    case Action::Thaw: return "thaw";
+  }
+  return "unknown";
+}
+
+std::string_view result_name(Result result) {
+  switch (result) {
+    case Result::Ok: return "ok";
+    case Result::Failed: return "failed";
+    case Result::Skipped: return "skipped";
+    case Result::Timeout: return "timeout";
+  }
+  return "unknown";
+}
+
 namespace {
-uint64_t to_usec(Clock::time_point t) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
-}
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-// Joins plugin details into one sentence: "fsfreeze: froze 3 filesystems; units: ...".
-void add_detail(std::string& detail, const Plugin& plugin, const Outcome& outcome) {
-  if (outcome.detail.empty()) return;
-  detail += fmt::format("{}{}: {}", detail.empty() ? "" : "; ", plugin.name(), outcome.detail);
-}
 bool is_transaction_op(uint8_t op) {
   return op == static_cast<uint8_t>(Op::HotBackup) || op == static_cast<uint8_t>(Op::Freeze) ||
          op == static_cast<uint8_t>(Op::Thaw);
 }
+void append(std::string& text, std::string_view item) {
+  if (item.empty()) return;
+  if (!text.empty()) text += "; ";
+  text += item;
+}
+double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 }  // namespace
 
-TransactionEngine::TransactionEngine(sd_event* loop, std::vector<Plugin*> plugins, EngineSettings settings)
-    : loop_(loop), plugins_(std::move(plugins)), settings_(settings), worker_(loop) {}
-
-TransactionEngine::~TransactionEngine() {
-  sd_event_source_disable_unref(deadline_timer_);
-  sd_event_source_disable_unref(auto_thaw_timer_);
+TransactionEngine::TransactionEngine(sd_event* loop, const std::vector<Participant*>& participants,
+                                     EngineSettings settings)
+    : loop_(loop),
+      settings_(settings),
+      reply_timer_(loop, [this] { on_reply_deadline(); }),
+      call_timer_(loop, [this] { on_call_timeout(); }),
+      auto_thaw_timer_(loop, [this] {
+        request_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
+                                 std::chrono::duration<double>(settings_.auto_thaw).count()));
+      }) {
+  for (Layer layer : {Layer::Application, Layer::Filesystem})
+    for (Participant* p : participants)
+      if (p->layer() == layer) members_.push_back({p});
 }
 
-TxnTag TransactionEngine::tag() const { return {txn_, op_name(op_), state_name(state_)}; }
-
-// The reply goes out a safety margin before the budget ends; plugins must finish a margin
-// before that, so that a plugin that honours its deadline is never overtaken by the timer.
+// The reply goes out a safety margin before the budget ends; participants must finish a margin
+// before that, so that one that honours its deadline is never overtaken by the reply timer.
 Clock::duration TransactionEngine::margin() const {
   return std::min<Clock::duration>(std::chrono::milliseconds(500), settings_.reply_budget / 10);
 }
 Clock::time_point TransactionEngine::reply_by(Clock::time_point received) const {
   return received + settings_.reply_budget - margin();
 }
-Deadline TransactionEngine::phase_deadline(Clock::time_point received) const {
-  return Deadline(reply_by(received) - margin());
+
+bool TransactionEngine::frozen() const {
+  return std::any_of(members_.begin(), members_.end(), [](const Member& m) { return m.frozen; });
 }
 
-void TransactionEngine::arm(sd_event_source*& timer, Clock::time_point at, sd_event_time_handler_t handler) {
-  if (!timer) {
-    sd_event_add_time(loop_, &timer, CLOCK_MONOTONIC, to_usec(at), 1000, handler, this);
-    return;
-  }
-  sd_event_source_set_time(timer, to_usec(at));
-  sd_event_source_set_enabled(timer, SD_EVENT_ONESHOT);
+bool TransactionEngine::busy() const {
+  return phase_ || std::any_of(members_.begin(), members_.end(), [](const Member& m) { return m.in_flight; });
+}
+
+std::vector<size_t> TransactionEngine::frozen_members_in_thaw_order() const {
+  std::vector<size_t> steps;
+  for (size_t i = members_.size(); i-- > 0;)
+    if (members_[i].frozen) steps.push_back(i);
+  return steps;
+}
+
+void TransactionEngine::set_state(State state) {
+  if (state == state_) return;
+  state_ = state;
+  notify([&](EngineObserver& o) { o.state_changed(context()); });
 }
 
 void TransactionEngine::handle(uint8_t op, ReplyFn reply) {
-  if (awaiting_ || stopping_) {
-    // The kernel never overlaps requests, and a stopping agent starts nothing new.
-    spdlog::warn("{} {} refused: {}", tag(), op_name(op),
-                 stopping_ ? "agent is stopping" : "a request is already pending");
-    reply(op, HvStatus::Fail);
-    return;
-  }
-  if (!is_transaction_op(op)) {
-    spdlog::warn("{} unsupported operation {} ({}): answered HV_E_FAIL", tag(), op, op_name(op));
-    reply(op, HvStatus::Fail);
+  std::string_view refused = awaiting_  ? "a request is already pending"
+                             : stopping_ ? "the agent is stopping"
+                             : !is_transaction_op(op) ? "unsupported operation"
+                                                      : "";
+  if (!refused.empty()) {
+    bool delivered = reply(op, HvStatus::Fail);
+    spdlog::warn("{} {} ({}) answered HV_E_FAIL: {}{}", context().tag(), op_name(op), op, refused,
+                 delivered ? "" : " (reply not delivered)");
     return;
   }
   bool new_txn = !txn_open_ || (op == static_cast<uint8_t>(Op::HotBackup) && !frozen());
   if (new_txn) {
+    if (txn_open_) end_transaction();
     ++txn_;
     txn_open_ = true;
+    txn_status_ = HvStatus::Ok;
+    txn_started_ = Clock::now();
   }
   op_ = op;
+  awaiting_freeze_ = false;
   awaiting_ = Pending{next_seq_++, op, std::move(reply), Clock::now()};
-  spdlog::info("{} request received", tag());
-  arm(deadline_timer_, reply_by(awaiting_->received), &TransactionEngine::on_deadline);
-  if (!worker_.busy()) start_awaiting();
+  notify([&](EngineObserver& o) { o.request_received(context()); });
+  if (Status s = reply_timer_.arm(reply_by(awaiting_->received)); !s) {
+    // Without a deadline the budget cannot be promised: refuse to freeze, but always thaw.
+    spdlog::error("{} {}", context().tag(), s.message());
+    if (op != static_cast<uint8_t>(Op::Thaw)) answer(HvStatus::Fail, "cannot arm the reply deadline");
+  }
+  start_next();
 }
 
-void TransactionEngine::start_awaiting() {
-  const Pending& request = *awaiting_;
-  auto op = static_cast<Op>(request.op);
-  if (op == Op::Freeze && frozen()) {
-    arm(auto_thaw_timer_, Clock::now() + settings_.auto_thaw, &TransactionEngine::on_auto_thaw);
-    answer(HvStatus::Ok, "already frozen");
-    return;
+// Starts whatever is due once nothing runs: a requested thaw first, then the host's request.
+void TransactionEngine::start_next() {
+  if (busy()) return;
+  if (!thaw_due_.empty()) {
+    std::string why = std::exchange(thaw_due_, {});
+    if (frozen()) {
+      spdlog::warn("{} {}", context().tag(), why);
+      txn_status_ = HvStatus::Fail;  // thawed behind the host's back: the snapshot may be torn
+      start_thaw(0, std::nullopt);
+      return;
+    }
   }
-  if (op == Op::Thaw && !frozen()) {
-    answer(HvStatus::Ok, "nothing was frozen");
-    txn_open_ = false;
-    return;
+  if (awaiting_ && !awaiting_->started) {
+    start_request();
+    if (busy()) return;
   }
-  run_phase(request.op, request.seq, phase_deadline(request.received));
-}
-
-void TransactionEngine::run_phase(uint8_t op, uint64_t seq, Deadline deadline) {
-  running_seq_ = seq;
-  auto result = std::make_shared<PhaseResult>();
-  std::function<void()> job;
-  switch (static_cast<Op>(op)) {
-    case Op::HotBackup:
-      state_ = State::Checking;
-      job = [this, result, deadline] { *result = run_check(deadline); };
-      break;
-    case Op::Freeze:
-      state_ = State::Freezing;
-      job = [this, result, deadline] { *result = run_freeze(deadline); };
-      break;
-    default:
-      state_ = State::Thawing;
-      job = [this, result, deadline] { *result = run_thaw(deadline); };
-      break;
-  }
-  worker_.run(std::move(job), [this, op, seq, result] { after_phase(op, seq, *result); });
-}
-
-void TransactionEngine::after_phase(uint8_t op, uint64_t seq, const PhaseResult& result) {
-  bool answered_late = !(awaiting_ && awaiting_->seq == seq);
-  running_seq_ = 0;
-  switch (static_cast<Op>(op)) {
-    case Op::HotBackup:
-      state_ = frozen() ? State::Frozen : State::Idle;
-      if (!answered_late) answer(result.ok ? HvStatus::Ok : HvStatus::Fail, result.detail);
-      if (!result.ok) txn_open_ = false;
-      break;
-    case Op::Freeze:
-      frozen_count_ = result.frozen_count;
-      state_ = frozen() ? State::Frozen : State::Idle;
-      if (answered_late) {
-        if (frozen()) start_thaw("the freeze finished after its reply deadline: rolling back");
-      } else {
-        if (frozen()) arm(auto_thaw_timer_, Clock::now() + settings_.auto_thaw, &TransactionEngine::on_auto_thaw);
-        answer(result.ok ? HvStatus::Ok : HvStatus::Fail, result.detail);
-      }
-      if (!frozen()) txn_open_ = false;
-      break;
-    default:
-      // A thaw always ends with nothing frozen by us: plugins thaw everything they froze or
-      // report what they could not, and retrying would not help.
-      frozen_count_ = 0;
-      thaw_due_.clear();
-      state_ = State::Idle;
-      if (auto_thaw_timer_) sd_event_source_set_enabled(auto_thaw_timer_, SD_EVENT_OFF);
-      if (seq == 0) {
-        if (result.ok)
-          spdlog::info("{} thawed{}{}", tag(), result.detail.empty() ? "" : ": ", result.detail);
-        else
-          spdlog::error("{} thaw incomplete: {}", tag(), result.detail);
-      } else if (!answered_late) {
-        answer(result.ok ? HvStatus::Ok : HvStatus::Fail, result.detail);
-      }
-      txn_open_ = false;
-      break;
-  }
-  if (worker_.busy()) return;
-  if (!thaw_due_.empty() && frozen())
-    start_thaw(std::exchange(thaw_due_, {}));
-  else if (awaiting_)
-    start_awaiting();
+  maybe_finish_transaction();
   maybe_finish_stop();
 }
 
-void TransactionEngine::start_thaw(std::string_view why) {
-  spdlog::warn("{} {}", tag(), why);
-  run_phase(static_cast<uint8_t>(Op::Thaw), 0, Deadline::after(settings_.reply_budget));
+void TransactionEngine::start_request() {
+  Pending& request = *awaiting_;
+  request.started = true;
+  Deadline deadline(reply_by(request.received) - margin());
+  std::vector<size_t> everyone(members_.size());
+  for (size_t i = 0; i < everyone.size(); ++i) everyone[i] = i;
+  switch (static_cast<Op>(request.op)) {
+    case Op::HotBackup: start_phase(Action::Check, everyone, deadline, request.seq); return;
+    case Op::Freeze:
+      if (!frozen()) {
+        start_phase(Action::Freeze, everyone, deadline, request.seq);
+      } else if (arm_auto_thaw()) {
+        answer(HvStatus::Ok, "already frozen");
+      } else {
+        answer(HvStatus::Fail, "cannot arm the auto-thaw timer");
+        request_thaw("the auto-thaw timer cannot be armed: thawing");
+      }
+      return;
+    default:
+      if (frozen())
+        start_phase(Action::Thaw, frozen_members_in_thaw_order(), deadline, request.seq);
+      else
+        answer(HvStatus::Ok, "nothing was frozen");
+      return;
+  }
+}
+
+void TransactionEngine::start_phase(Action action, std::vector<size_t> steps, Deadline deadline, uint64_t seq,
+                                    std::optional<std::string> fail_with) {
+  phase_.emplace(action, std::move(steps), deadline, seq, std::move(fail_with));
+  set_state(action == Action::Check ? State::Checking : action == Action::Freeze ? State::Freezing : State::Thawing);
+  step();
+}
+
+// A thaw of everything frozen, filesystems first. `seq` names the request it answers (0: none).
+void TransactionEngine::start_thaw(uint64_t seq, std::optional<std::string> fail_with) {
+  start_phase(Action::Thaw, frozen_members_in_thaw_order(), Deadline::after(settings_.reply_budget), seq,
+              std::move(fail_with));
+}
+
+// Starts the phase's next call, or finishes the phase.
+void TransactionEngine::step() {
+  while (phase_) {
+    Phase& phase = *phase_;
+    if (phase.action == Action::Thaw) answer_thaw_once_filesystems_thawed();
+    if (phase.next == phase.steps.size()) {
+      finish_phase();
+      return;
+    }
+    size_t index = phase.steps[phase.next++];
+    Member& m = members_[index];
+    if (m.in_flight) {
+      record(index, Outcome::failure("an earlier call has not returned yet"));
+      continue;
+    }
+    if (Status s = call_timer_.arm(phase.deadline.at()); !s) {
+      record(index, Outcome::failure(fmt::format("not called: {}", s.message())));
+      continue;
+    }
+    uint64_t call = next_call_++;
+    m.in_flight = true;
+    m.call = call;
+    m.action = phase.action;
+    m.started = Clock::now();
+    phase.call = call;
+    phase.current = index;
+    Done done = [this, index, call](Outcome outcome) { on_call_done(index, call, std::move(outcome)); };
+    Txn txn{txn_};
+    switch (phase.action) {
+      case Action::Check: m.participant->check(txn, phase.deadline, std::move(done)); break;
+      case Action::Freeze: m.participant->freeze(txn, phase.deadline, std::move(done)); break;
+      case Action::Thaw: m.participant->thaw(txn, phase.deadline, std::move(done)); break;
+    }
+    return;
+  }
+}
+
+void TransactionEngine::on_call_done(size_t index, uint64_t call, Outcome outcome) {
+  Member& m = members_[index];
+  if (!m.in_flight || m.call != call) return;
+  m.in_flight = false;
+  outcome.took = Clock::now() - m.started;
+  if (phase_ && phase_->call == call) {
+    call_timer_.disarm();
+    phase_->call = 0;
+    record(index, std::move(outcome));
+    step();
+    return;
+  }
+  on_late_call(index, outcome);
+  start_next();
+}
+
+// A call that overran its deadline has returned at last.
+void TransactionEngine::on_late_call(size_t index, const Outcome& outcome) {
+  Member& m = members_[index];
+  spdlog::warn("{} {} {} returned {} after its deadline ({:.1f} ms){}{}", context().tag(), m.participant->name(),
+               action_name(m.action), result_name(outcome.result), ms(outcome.took), outcome.detail.empty() ? "" : ": ",
+               outcome.detail);
+  if (m.action == Action::Freeze && outcome.ok()) {
+    m.frozen = true;
+    request_thaw(fmt::format("the freeze of {} finished after its deadline: rolling back", m.participant->name()));
+  }
+}
+
+void TransactionEngine::on_call_timeout() {
+  if (!phase_ || phase_->call == 0) return;
+  size_t index = phase_->current;
+  phase_->call = 0;
+  Member& m = members_[index];  // stays in flight until its Done comes
+  if (m.action == Action::Freeze) m.participant->abort(Txn{txn_});
+  record(index, {Result::Timeout, fmt::format("did not finish within its deadline ({:.0f} ms)", ms(Clock::now() - m.started)),
+                 Clock::now() - m.started});
+  step();
+}
+
+void TransactionEngine::record(size_t index, Outcome outcome) {
+  Member& m = members_[index];
+  Phase& phase = *phase_;
+  bool veto = !outcome.ok() && m.participant->policy() == Policy::Required;
+  if (outcome.result == Result::Failed && !veto) outcome.result = Result::Skipped;
+  if (phase.action == Action::Freeze && outcome.ok()) m.frozen = true;
+  // A thaw always tries everything; trying it again would not help.
+  if (phase.action == Action::Thaw) m.frozen = false;
+  notify([&](EngineObserver& o) { o.participant_finished(context(), m.participant->name(), phase.action, outcome); });
+  std::string said = outcome.detail.empty() ? std::string()
+                                            : fmt::format("{}: {}{}", m.participant->name(),
+                                                          outcome.result == Result::Skipped ? "skipped: " : "",
+                                                          outcome.detail);
+  append(phase.detail, said);
+  if (!veto) return;
+  phase.vetoed = true;
+  if (phase.veto_detail.empty()) phase.veto_detail = said;
+  if (phase.action == Action::Freeze) phase.next = phase.steps.size();  // stop; roll back what froze
+}
+
+void TransactionEngine::answer_thaw_once_filesystems_thawed() {
+  const Phase& phase = *phase_;
+  if (!owed(phase)) return;
+  for (size_t k = phase.next; k < phase.steps.size(); ++k)
+    if (members_[phase.steps[k]].participant->layer() == Layer::Filesystem) return;
+  if (phase.fail_with)
+    answer(HvStatus::Fail, *phase.fail_with);
+  else
+    answer(phase.vetoed ? HvStatus::Fail : HvStatus::Ok, phase.detail);
+}
+
+void TransactionEngine::finish_phase() {
+  Phase phase = std::move(*phase_);
+  phase_.reset();
+  switch (phase.action) {
+    case Action::Check:
+      set_state(frozen() ? State::Frozen : State::Idle);
+      if (owed(phase)) {
+        answer(phase.vetoed ? HvStatus::Fail : HvStatus::Ok, phase.vetoed ? phase.veto_detail : phase.detail);
+        awaiting_freeze_ = !phase.vetoed;
+      }
+      break;
+    case Action::Freeze: finish_freeze(phase); break;
+    case Action::Thaw: finish_thaw(phase); break;
+  }
+  start_next();
+}
+
+void TransactionEngine::finish_freeze(Phase& phase) {
+  if (phase.vetoed) {
+    // Undo exactly what froze, then answer (if the reply is still owed).
+    start_thaw(phase.seq, phase.veto_detail);
+    return;
+  }
+  set_state(State::Frozen);
+  if (!owed(phase)) {
+    request_thaw("the freeze finished after its reply was due: rolling back");
+  } else if (!arm_auto_thaw()) {
+    answer(HvStatus::Fail, "cannot arm the auto-thaw timer");
+    request_thaw("the auto-thaw timer cannot be armed: thawing");
+  } else {
+    answer(HvStatus::Ok, phase.detail);
+  }
+}
+
+void TransactionEngine::finish_thaw(Phase& phase) {
+  if (!frozen()) auto_thaw_timer_.disarm();
+  set_state(frozen() ? State::Frozen : State::Idle);
+  if (phase.seq != 0) return;
+  if (phase.vetoed)
+    spdlog::error("{} thaw incomplete: {}", context().tag(), phase.detail);
+  else
+    spdlog::info("{} thawed{}{}", context().tag(), phase.detail.empty() ? "" : ": ", phase.detail);
+}
+
+bool TransactionEngine::arm_auto_thaw() {
+  Status s = auto_thaw_timer_.arm(Clock::now() + settings_.auto_thaw);
+  if (!s) spdlog::error("{} {}", context().tag(), s.message());
+  return s.is_ok();
 }
 
 void TransactionEngine::answer(HvStatus status, std::string_view detail) {
   Pending request = std::move(*awaiting_);
   awaiting_.reset();
-  sd_event_source_set_enabled(deadline_timer_, SD_EVENT_OFF);
-  request.reply(request.op, status);
-  auto level = status == HvStatus::Ok ? spdlog::level::info : spdlog::level::err;
-  spdlog::log(level, "{} replied {} after {:.1f} ms{}{}", tag(), status_name(status), ms_since(request.received),
-              detail.empty() ? "" : ": ", detail);
+  reply_timer_.disarm();
+  bool delivered = request.reply(request.op, status);
+  if (status != HvStatus::Ok || !delivered) txn_status_ = HvStatus::Fail;
+  notify([&](EngineObserver& o) {
+    o.request_answered(context(), status, detail, Clock::now() - request.received, delivered);
+  });
 }
 
-int TransactionEngine::on_deadline(sd_event_source*, uint64_t, void* userdata) {
-  auto* self = static_cast<TransactionEngine*>(userdata);
-  if (!self->awaiting_) return 0;
-  bool running = self->running_seq_ == self->awaiting_->seq;
-  self->answer(HvStatus::Fail, running ? "the phase did not finish within the reply budget; it will be rolled back"
-                                       : "the previous phase is still running; request not started");
-  return 0;
+void TransactionEngine::on_reply_deadline() {
+  if (!awaiting_) return;
+  bool running = awaiting_->started && phase_ && phase_->seq == awaiting_->seq;
+  if (!running)
+    answer(HvStatus::Fail, "the previous phase is still running; request not started");
+  else if (phase_->action == Action::Freeze)
+    answer(HvStatus::Fail, "the phase did not finish within the reply budget; it will be rolled back");
+  else
+    answer(HvStatus::Fail, "the phase did not finish within the reply budget");
 }
 
-int TransactionEngine::on_auto_thaw(sd_event_source*, uint64_t, void* userdata) {
-  auto* self = static_cast<TransactionEngine*>(userdata);
-  self->request_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
-                                 std::chrono::duration<double>(self->settings_.auto_thaw).count()));
-  return 0;
-}
-
-// Thaws now, or, while the worker is busy with another phase, as soon as it returns. (A freeze
-// that is still running is rolled back by after_phase once its request has been answered.)
+// Thaws now, or as soon as whatever runs has returned. (A freeze still running is rolled back by
+// finish_freeze once its reply is no longer owed.)
 void TransactionEngine::request_thaw(std::string why) {
   if (!frozen()) return;
-  if (worker_.busy())
-    thaw_due_ = std::move(why);
-  else
-    start_thaw(why);
+  thaw_due_ = std::move(why);
+  start_next();
 }
 
 void TransactionEngine::abandon(std::string_view why) {
   if (awaiting_) {
     awaiting_.reset();
-    sd_event_source_set_enabled(deadline_timer_, SD_EVENT_OFF);
+    reply_timer_.disarm();
   }
   request_thaw(fmt::format("{}: thawing what we froze", why));
 }
@@ -224,54 +382,27 @@ void TransactionEngine::abandon(std::string_view why) {
 void TransactionEngine::stop(std::function<void()> done) {
   stopping_ = true;
   on_stopped_ = std::move(done);
-  if (awaiting_) answer(HvStatus::Fail, "agent is stopping");
-  request_thaw("agent is stopping: thawing what we froze");
-  maybe_finish_stop();
+  // A THAW under way is let finish and answered; anything else is refused now.
+  bool thawing = awaiting_ && phase_ && phase_->seq == awaiting_->seq && phase_->action == Action::Thaw;
+  if (awaiting_ && !thawing) answer(HvStatus::Fail, "the agent is stopping");
+  request_thaw("the agent is stopping: thawing what we froze");
+  start_next();
+}
+
+void TransactionEngine::maybe_finish_transaction() {
+  if (txn_open_ && !busy() && !frozen() && !awaiting_ && !awaiting_freeze_) end_transaction();
+}
+
+void TransactionEngine::end_transaction() {
+  txn_open_ = false;
+  notify([&](EngineObserver& o) { o.transaction_finished(context(), txn_status_, Clock::now() - txn_started_); });
 }
 
 void TransactionEngine::maybe_finish_stop() {
-  if (!stopping_ || worker_.busy() || frozen() || !on_stopped_) return;
+  if (!stopping_ || !on_stopped_ || busy() || frozen()) return;
   auto done = std::move(on_stopped_);
   on_stopped_ = nullptr;
   done();
-}
-
-TransactionEngine::PhaseResult TransactionEngine::run_check(Deadline deadline) {
-  PhaseResult result;
-  for (Plugin* plugin : plugins_) {
-    Outcome outcome = plugin->check(deadline);
-    if (!outcome.ok) result.ok = false;
-    add_detail(result.detail, *plugin, outcome);
-  }
-  return result;
-}
-
-TransactionEngine::PhaseResult TransactionEngine::run_freeze(Deadline deadline) {
-  PhaseResult result;
-  for (size_t i = 0; i < plugins_.size(); ++i) {
-    Outcome outcome = plugins_[i]->freeze(deadline);
-    if (!outcome.ok) {
-      result.ok = false;
-      result.detail.clear();
-      add_detail(result.detail, *plugins_[i], outcome);
-      for (size_t j = i; j-- > 0;) plugins_[j]->thaw(Deadline::after(settings_.reply_budget));
-      result.frozen_count = 0;
-      return result;
-    }
-    result.frozen_count = i + 1;
-    add_detail(result.detail, *plugins_[i], outcome);
-  }
-  return result;
-}
-
-TransactionEngine::PhaseResult TransactionEngine::run_thaw(Deadline deadline) {
-  PhaseResult result;
-  for (size_t j = plugins_.size(); j-- > 0;) {
-    Outcome outcome = plugins_[j]->thaw(deadline);
-    if (!outcome.ok) result.ok = false;
-    add_detail(result.detail, *plugins_[j], outcome);
-  }
-  return result;
 }
 
 }  // namespace hvvss

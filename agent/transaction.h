@@ -1,14 +1,16 @@
-// The snapshot transaction state machine: idle → checking → freezing → frozen → thawing.
-// Each host request runs its phase on the worker thread under a deadline taken from the reply
-// budget; if the phase overruns, the host is answered HV_E_FAIL at the deadline and whatever
-// the phase froze is rolled back as soon as it returns. A freeze that no THAW follows is undone
-// after the auto-thaw delay. The loop thread owns all state; plugins only ever run on the worker.
+// The snapshot transaction engine: idle → checking → freezing → frozen → thawing. It sequences
+// asynchronous participants on the loop thread: applications before filesystems on FREEZE,
+// filesystems first on THAW. Every participant call gets a deadline carved from the reply
+// budget; a required participant that fails or overruns vetoes the phase, an optional one is
+// skipped. Exactly what froze is rolled back; THAW is answered as soon as the filesystems are
+// thawed, applications resume after the reply, and the next request waits for them. A freeze
+// that no THAW follows is undone after the auto-thaw delay. Observers see every step.
 #pragma once
 
+#include "agent/event_loop.h"
 #include "agent/log.h"
-#include "agent/plugin.h"
+#include "agent/participant.h"
 #include "agent/protocol.h"
-#include "agent/worker.h"
 
 #include <systemd/sd-event.h>
 #include <chrono>
@@ -22,83 +24,149 @@ namespace hvvss {
 enum class State { Idle, Checking, Freezing, Frozen, Thawing };
 std::string_view state_name(State state);
 
+enum class Action { Check, Freeze, Thaw };
+std::string_view action_name(Action action);
+
 struct EngineSettings {
   std::chrono::milliseconds reply_budget{15000};
   std::chrono::milliseconds auto_thaw{60000};
 };
 
+// Where in the transaction an event happened.
+struct EventContext {
+  uint64_t txn = 0;
+  uint8_t op = 0;  // the host operation being served (or last served)
+  State state = State::Idle;
+  TxnTag tag() const { return {txn, op_name(op), state_name(state)}; }
+};
+
+// Events out of the engine, for logs, sd_notify and D-Bus. Called on the loop thread.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void request_received(const EventContext&) {}
+  virtual void state_changed(const EventContext&) {}
+  virtual void participant_finished(const EventContext&, std::string_view /*participant*/, Action,
+                                    const Outcome&) {}
+  // `delivered` is false when the channel did not take the reply.
+  virtual void request_answered(const EventContext&, HvStatus, std::string_view /*detail*/,
+                                Clock::duration /*took*/, bool /*delivered*/) {}
+  // A transaction ended (after THAW, a veto, a rollback or an automatic thaw); `status` is
+  // HV_S_OK only if every reply was and nothing was thawed behind the host's back.
+  virtual void transaction_finished(const EventContext&, HvStatus, Clock::duration /*took*/) {}
+};
+
 class TransactionEngine {
  public:
-  using ReplyFn = std::function<void(uint8_t op, HvStatus status)>;
+  // Delivers a reply to the host; true when the channel took it.
+  using ReplyFn = std::function<bool(uint8_t op, HvStatus status)>;
 
-  // `plugins` in freeze order: applications first, filesystems last.
-  TransactionEngine(sd_event* loop, std::vector<Plugin*> plugins, EngineSettings settings);
-  ~TransactionEngine();
+  // `participants` in registration order; the engine puts applications before filesystems.
+  TransactionEngine(sd_event* loop, const std::vector<Participant*>& participants, EngineSettings settings);
   TransactionEngine(const TransactionEngine&) = delete;
   TransactionEngine& operator=(const TransactionEngine&) = delete;
+
+  void add_observer(EngineObserver* observer) { observers_.push_back(observer); }
 
   // A request from the host. `reply` is called exactly once, inside the reply budget.
   void handle(uint8_t op, ReplyFn reply);
   // The channel to the host is gone: no reply is owed any more; thaw whatever is frozen.
   void abandon(std::string_view why);
-  // Thaw whatever is frozen, then call `done` (used at shutdown).
+  // Thaw whatever is frozen and wait for every participant, then call `done` (at shutdown).
   void stop(std::function<void()> done);
 
   State state() const { return state_; }
-  bool frozen() const { return frozen_count_ > 0; }
+  bool frozen() const;
+  // When the automatic thaw will happen; nullopt when none is due.
+  std::optional<Clock::time_point> auto_thaw_due() const { return auto_thaw_timer_.due(); }
 
  private:
+  struct Member {
+    Participant* participant;
+    bool frozen = false;     // its freeze completed Ok and no thaw has run since
+    bool in_flight = false;  // a call was started and its Done has not come yet
+    uint64_t call = 0;       // id of that call
+    Action action = Action::Check;
+    Clock::time_point started{};
+  };
   struct Pending {
     uint64_t seq;
     uint8_t op;
     ReplyFn reply;
     Clock::time_point received;
+    bool started = false;
   };
-  // Result of a phase, computed on the worker, consumed on the loop.
-  struct PhaseResult {
-    bool ok = true;
-    size_t frozen_count = 0;
-    std::string detail;
+  // One run of participant calls, in order.
+  struct Phase {
+    Phase(Action action, std::vector<size_t> steps, Deadline deadline, uint64_t seq,
+          std::optional<std::string> fail_with)
+        : action(action), steps(std::move(steps)), deadline(deadline), seq(seq), fail_with(std::move(fail_with)) {}
+    Action action;
+    std::vector<size_t> steps;  // member indices
+    Deadline deadline;
+    uint64_t seq = 0;                      // the request it serves; 0 for an internal thaw
+    std::optional<std::string> fail_with;  // a rollback: answers HV_E_FAIL with this
+    size_t next = 0;
+    size_t current = 0;       // the member whose call runs
+    uint64_t call = 0;        // the call the phase waits for; 0 when it timed out
+    bool vetoed = false;      // a required participant failed or overran
+    std::string detail;       // what the participants said
+    std::string veto_detail;  // what vetoed it
   };
 
-  void start_awaiting();
-  void run_phase(uint8_t op, uint64_t seq, Deadline deadline);
-  void start_thaw(std::string_view why);
+  void start_next();
+  void start_request();
+  void start_phase(Action action, std::vector<size_t> steps, Deadline deadline, uint64_t seq,
+                   std::optional<std::string> fail_with = std::nullopt);
+  void start_thaw(uint64_t seq, std::optional<std::string> fail_with);
+  void step();
+  void on_call_done(size_t index, uint64_t call, Outcome outcome);
+  void on_call_timeout();
+  void on_reply_deadline();
+  void on_late_call(size_t index, const Outcome& outcome);
+  bool arm_auto_thaw();
+  void maybe_finish_transaction();
+  void end_transaction();
+  void record(size_t index, Outcome outcome);
+  void finish_phase();
+  void finish_freeze(Phase& phase);
+  void finish_thaw(Phase& phase);
+  void answer_thaw_once_filesystems_thawed();
+  bool owed(const Phase& phase) const { return awaiting_ && awaiting_->seq == phase.seq && phase.seq != 0; }
   void answer(HvStatus status, std::string_view detail);
-  void after_phase(uint8_t op, uint64_t seq, const PhaseResult& result);
-  void maybe_finish_stop();
   void request_thaw(std::string why);
-  void arm(sd_event_source*& timer, Clock::time_point at, sd_event_time_handler_t handler);
-  static int on_deadline(sd_event_source*, uint64_t, void* userdata);
-  static int on_auto_thaw(sd_event_source*, uint64_t, void* userdata);
-  TxnTag tag() const;
-
-  PhaseResult run_check(Deadline deadline);
-  PhaseResult run_freeze(Deadline deadline);
-  PhaseResult run_thaw(Deadline deadline);
-  Deadline phase_deadline(Clock::time_point received) const;
+  void set_state(State state);
+  void maybe_finish_stop();
+  bool busy() const;
+  std::vector<size_t> frozen_members_in_thaw_order() const;
+  EventContext context() const { return {txn_, op_, state_}; }
   Clock::time_point reply_by(Clock::time_point received) const;
   Clock::duration margin() const;
+  template <typename Event>
+  void notify(const Event& event) {
+    for (EngineObserver* o : observers_) event(*o);
+  }
 
   sd_event* loop_;
-  std::vector<Plugin*> plugins_;
+  std::vector<Member> members_;  // freeze order: applications, then filesystems
   EngineSettings settings_;
-  Worker worker_;
+  std::vector<EngineObserver*> observers_;
+  Timer reply_timer_, call_timer_, auto_thaw_timer_;
 
   State state_ = State::Idle;
   uint64_t txn_ = 0;
   bool txn_open_ = false;
-  uint8_t op_ = 0;  // the host op the current log lines are about
+  HvStatus txn_status_ = HvStatus::Ok;
+  Clock::time_point txn_started_{};
+  bool awaiting_freeze_ = false;  // the last reply was a HOT_BACKUP's HV_S_OK: FREEZE comes next
+  uint8_t op_ = 0;
   uint64_t next_seq_ = 1;
-  size_t frozen_count_ = 0;           // plugins frozen, as the loop knows it
-  std::optional<Pending> awaiting_;   // the request owed a reply (the host sends one at a time)
-  uint64_t running_seq_ = 0;          // request whose phase the worker runs; 0 = internal phase
-  std::function<void()> on_stopped_;  // set by stop()
+  uint64_t next_call_ = 1;
+  std::optional<Pending> awaiting_;  // the request owed a reply (the host sends one at a time)
+  std::optional<Phase> phase_;
+  std::string thaw_due_;  // why a thaw must run once nothing else does ("" = none)
   bool stopping_ = false;
-  std::string thaw_due_;  // why a thaw was requested while the worker was busy ("" = none)
-
-  sd_event_source* deadline_timer_ = nullptr;
-  sd_event_source* auto_thaw_timer_ = nullptr;
+  std::function<void()> on_stopped_;
 };
 
 }  // namespace hvvss

@@ -2,18 +2,25 @@
 
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <cerrno>
 #include <cstdint>
-#include <stdexcept>
 #include <system_error>
 
 namespace hvvss {
 
-Worker::Worker(sd_event* loop) {
-  eventfd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (eventfd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-  int r = sd_event_add_io(loop, &source_, eventfd_, EPOLLIN, &Worker::on_wakeup, this);
-  if (r < 0) throw std::system_error(-r, std::generic_category(), "sd_event_add_io(worker)");
-  thread_ = std::thread([this] { thread_main(); });
+Status Worker::create(sd_event* loop, std::unique_ptr<Worker>* out) {
+  std::unique_ptr<Worker> worker(new Worker());
+  worker->eventfd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (worker->eventfd_ < 0) return Status::from_errno(errno, "cannot create a worker's eventfd");
+  int r = sd_event_add_io(loop, &worker->source_, worker->eventfd_, EPOLLIN, &Worker::on_wakeup, worker.get());
+  if (r < 0) return Status::from_errno(-r, "cannot watch a worker's eventfd");
+  try {
+    worker->thread_ = std::thread([w = worker.get()] { w->thread_main(); });
+  } catch (const std::system_error& e) {
+    return Status::from_errno(e.code().value(), "cannot start a worker thread");
+  }
+  *out = std::move(worker);
+  return {};
 }
 
 Worker::~Worker() {
@@ -23,16 +30,17 @@ Worker::~Worker() {
   }
   wake_.notify_one();
   // A job stuck in an uninterruptible FIFREEZE cannot be joined; the process is exiting.
-  if (busy_)
-    thread_.detach();
-  else
-    thread_.join();
+  if (thread_.joinable()) {
+    if (busy_)
+      thread_.detach();
+    else
+      thread_.join();
+  }
   sd_event_source_disable_unref(source_);
-  close(eventfd_);
+  if (eventfd_ >= 0) close(eventfd_);
 }
 
 void Worker::run(std::function<void()> job, std::function<void()> done) {
-  if (busy_) throw std::logic_error("Worker::run while busy");
   busy_ = true;
   done_ = std::move(done);
   {

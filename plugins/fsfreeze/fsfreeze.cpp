@@ -20,19 +20,15 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 // Opens a mount point and proves the descriptor reaches that very mount (not one stacked on
 // top of it, or a different filesystem after a remount).
-UniqueFd open_mount(const MountEntry& mount, std::string& error) {
+Status open_mount(const MountEntry& mount, UniqueFd* out) {
   UniqueFd fd(open(mount.mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY));
-  if (!fd) {
-    error = fmt::format("cannot open {}: {}", mount.mount_point, errno_text(errno));
-    return {};
-  }
+  if (!fd) return Status::from_errno(errno, fmt::format("cannot open {}", mount.mount_point));
   struct statx stx {};
   if (statx(fd.get(), "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) == 0 && (stx.stx_mask & STATX_MNT_ID) &&
-      stx.stx_mnt_id != static_cast<uint64_t>(mount.mount_id)) {
-    error = fmt::format("{} is covered by another mount", mount.mount_point);
-    return {};
-  }
-  return fd;
+      stx.stx_mnt_id != static_cast<uint64_t>(mount.mount_id))
+    return Status::errorf("{} is covered by another mount", mount.mount_point);
+  *out = std::move(fd);
+  return {};
 }
 
 std::string join(const std::vector<std::string>& items) {
@@ -81,98 +77,98 @@ FsFreeze::FsFreeze(Settings settings, IntentRecord intent, LoopBackingFiles back
 
 // The mount table is read every time; planning (sysfs walks included) is redone only when the
 // table changed since the last call, typically HOT_BACKUP just before FREEZE.
-std::optional<Plan> FsFreeze::plan(std::string& error) {
-  auto text = read_proc_file(settings_.mountinfo_path);
-  if (!text) {
-    error = fmt::format("cannot read {}", settings_.mountinfo_path);
-    return std::nullopt;
+Status FsFreeze::plan(Plan* plan) {
+  std::string text;
+  if (Status s = read_proc_file(settings_.mountinfo_path, &text); !s) return s;
+  if (text != cached_mountinfo_) {
+    std::vector<MountEntry> mounts;
+    if (Status s = parse_mountinfo(text, &mounts); !s) return s.prefixed(settings_.mountinfo_path);
+    cached_plan_ = plan_targets(mounts, settings_.filters, backing_);
+    cached_mountinfo_ = std::move(text);
   }
-  if (*text != cached_mountinfo_) {
-    ParseError parse_error;
-    auto mounts = parse_mountinfo(*text, parse_error);
-    if (!mounts) {
-      error = fmt::format("{} line {}: {}", settings_.mountinfo_path, parse_error.line, parse_error.message);
-      return std::nullopt;
-    }
-    cached_plan_ = plan_targets(*mounts, settings_.filters, backing_);
-    cached_mountinfo_ = std::move(*text);
-  }
-  if (!cached_plan_.errors.empty()) {
-    error = join(cached_plan_.errors);
-    return std::nullopt;
-  }
-  return cached_plan_;
+  if (!cached_plan_.errors.empty()) return Status::error(join(cached_plan_.errors));
+  *plan = cached_plan_;
+  return {};
 }
 
-std::optional<std::vector<FsFreeze::Held>> FsFreeze::open_targets(const Plan& plan, std::string& error) const {
-  std::vector<Held> held;
+Status FsFreeze::open_targets(const Plan& plan, std::vector<Held>* held) {
+  held->clear();
   for (const auto& target : plan.targets) {
-    UniqueFd fd = open_mount(target.mount, error);
-    if (!fd) return std::nullopt;
-    held.push_back({std::move(fd), target.mount.mount_point, target.mount.dev(), target.wave});
+    UniqueFd fd;
+    if (Status s = open_mount(target.mount, &fd); !s) return s;
+    held->push_back({std::move(fd), target.mount.mount_point, target.mount.dev(), target.wave});
   }
-  return held;
+  return {};
 }
 
 Outcome FsFreeze::check(Deadline) {
-  std::string error;
-  auto plan = this->plan(error);
-  if (!plan || !open_targets(*plan, error)) return Outcome::failure(error);
+  Plan plan;
+  std::vector<Held> held;
+  Status s = this->plan(&plan);
+  if (s) s = open_targets(plan, &held);
+  if (!s) return Outcome::failure(s.message());
   std::vector<std::string> names;
-  for (const auto& t : plan->targets) names.push_back(fmt::format("{} ({})", t.mount.mount_point, t.mount.fstype));
+  for (const auto& t : plan.targets) names.push_back(fmt::format("{} ({})", t.mount.mount_point, t.mount.fstype));
   return Outcome::success(
-      fmt::format("would freeze {} filesystem(s): {}{}", names.size(), join(names), skipped_text(*plan)));
+      fmt::format("would freeze {} filesystem(s): {}{}", names.size(), join(names), skipped_text(plan)));
 }
 
-std::string FsFreeze::write_intent(const std::vector<Held>& held) const {
+Status FsFreeze::write_intent(const std::vector<Held>& held) const {
   std::vector<std::string> lines;
   lines.reserve(held.size());
   for (const auto& h : held) lines.push_back(h.dev + " " + escape_octal(h.mount_point));
-  return intent_.write(lines);
+  return intent_.write(lines).prefixed("intent record");
 }
 
-Outcome FsFreeze::freeze(Deadline deadline) {
+Outcome FsFreeze::freeze(Deadline deadline, const std::atomic<bool>& aborted) {
   if (!frozen_.empty()) return Outcome::success("already frozen");
-  std::string error;
-  auto plan = this->plan(error);
-  if (!plan) return Outcome::failure(error);
-  auto held = open_targets(*plan, error);
-  if (!held) return Outcome::failure(error);
-  const std::string skipped = skipped_text(*plan);
-  if (held->empty()) return Outcome::success("no filesystem to freeze" + skipped);
-  spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held->size(), skipped);
+  Plan plan;
+  std::vector<Held> held;
+  Status s = this->plan(&plan);
+  if (s) s = open_targets(plan, &held);
+  if (!s) return Outcome::failure(s.message());
+  const std::string skipped = skipped_text(plan);
+  if (held.empty()) return Outcome::success("no filesystem to freeze" + skipped);
+  spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held.size(), skipped);
 
-  if (auto err = write_intent(*held); !err.empty()) return Outcome::failure("intent record: " + err);
-  if (auto err = presync(*held, deadline); !err.empty()) {
+  int passes = 0;
+  if (s = write_intent(held); !s) return Outcome::failure(s.message());
+  if (s = presync(held, deadline, &passes); !s) {
     intent_.clear();
-    return Outcome::failure(err);
+    return Outcome::failure(s.message());
   }
 
   // The reply's text is ready before the first FIFREEZE, so that nothing but the reply follows
   // the last one.
   std::vector<std::string> names;
-  for (const auto& h : *held) names.push_back(h.mount_point);
-  std::string detail = fmt::format("froze {} filesystem(s): {}{}", names.size(), join(names), skipped);
+  for (const auto& h : held) names.push_back(h.mount_point);
+  std::string flushed = passes > 0 ? fmt::format("; flushed first ({} syncfs pass(es))", passes) : "";
+  std::string detail = fmt::format("froze {} filesystem(s): {}{}{}", names.size(), join(names), skipped, flushed);
 
   // Wave by wave; the filesystems of one wave are independent and freeze in parallel.
-  std::vector<int> errors(held->size(), 0);
+  std::string error;
+  std::vector<int> errors(held.size(), 0);
   std::vector<std::string> foreign;
-  for (size_t begin = 0, end = 0; begin < held->size() && error.empty(); begin = end) {
-    while (end < held->size() && (*held)[end].wave == (*held)[begin].wave) ++end;
+  for (size_t begin = 0, end = 0; begin < held.size() && error.empty(); begin = end) {
+    while (end < held.size() && held[end].wave == held[begin].wave) ++end;
+    if (aborted) {
+      error = fmt::format("aborted before freezing {}", held[begin].mount_point);
+      break;
+    }
     if (deadline.expired()) {
-      error = fmt::format("deadline reached before freezing {}", (*held)[begin].mount_point);
+      error = fmt::format("deadline reached before freezing {}", held[begin].mount_point);
       break;
     }
     for_each_parallel(end - begin, [&](size_t i) {
-      errors[begin + i] = ioctl((*held)[begin + i].fd.get(), FIFREEZE, 0) == 0 ? 0 : errno;
+      errors[begin + i] = ioctl(held[begin + i].fd.get(), FIFREEZE, 0) == 0 ? 0 : errno;
     });
     for (size_t i = begin; i < end; ++i) {
       if (errors[i] == 0)
-        frozen_.push_back(std::move((*held)[i]));
+        frozen_.push_back(std::move(held[i]));
       else if (errors[i] == EBUSY)
-        foreign.push_back((*held)[i].mount_point);
+        foreign.push_back(held[i].mount_point);
       else if (error.empty())
-        error = fmt::format("FIFREEZE {}: {}", (*held)[i].mount_point, errno_text(errors[i]));
+        error = fmt::format("FIFREEZE {}: {}", held[i].mount_point, errno_text(errors[i]));
     }
   }
   if (!error.empty()) {
@@ -182,9 +178,9 @@ Outcome FsFreeze::freeze(Deadline deadline) {
   }
   if (!foreign.empty()) {
     // Not ours to thaw: drop them from the intent record too.
-    write_intent(frozen_);
-    detail = fmt::format("froze {} filesystem(s); already frozen by someone else, left alone: {}{}", frozen_.size(),
-                         join(foreign), skipped);
+    Status rewritten = write_intent(frozen_);
+    detail = fmt::format("froze {} filesystem(s); already frozen by someone else, left alone: {}{}{}{}", frozen_.size(),
+                         join(foreign), skipped, flushed, rewritten ? "" : "; " + rewritten.message());
   }
   return Outcome::success(std::move(detail));
 }
@@ -192,14 +188,14 @@ Outcome FsFreeze::freeze(Deadline deadline) {
 // Flushes dirty data while applications still write, so that the freeze itself only commits
 // journals. Skipped when the system has little dirty data (the freeze's own sync is then as
 // quick), repeated while much is still dirty, as writers keep adding during a pass.
-std::string FsFreeze::presync(const std::vector<Held>& held, Deadline deadline) {
+Status FsFreeze::presync(const std::vector<Held>& held, Deadline deadline, int* passes) {
   constexpr long kWorthIt = 4096;  // KiB
   constexpr int kMaxPasses = 3;
   std::vector<int> errors(held.size(), 0);
-  for (int pass = 0; pass < kMaxPasses && !deadline.expired() && dirty_kib() >= kWorthIt; ++pass) {
+  for (*passes = 0; *passes < kMaxPasses && !deadline.expired() && dirty_kib() >= kWorthIt; ++*passes) {
     for_each_parallel(held.size(), [&](size_t i) { errors[i] = syncfs(held[i].fd.get()) == 0 ? 0 : errno; });
     for (size_t i = 0; i < held.size(); ++i)
-      if (errors[i] != 0) return fmt::format("syncfs {}: {}", held[i].mount_point, errno_text(errors[i]));
+      if (errors[i] != 0) return Status::from_errno(errors[i], fmt::format("syncfs {}", held[i].mount_point));
   }
   return {};
 }
@@ -207,11 +203,10 @@ std::string FsFreeze::presync(const std::vector<Held>& held, Deadline deadline) 
 // FITHAW in reverse freeze order, always trying every filesystem. Clears the intent record
 // once nothing of ours is left frozen.
 std::string FsFreeze::thaw_held(std::vector<Held>& held, bool& ok) {
-  std::vector<std::string> problems;
-  size_t thawed = 0;
+  std::vector<std::string> problems, thawed;
   for (auto it = held.rbegin(); it != held.rend(); ++it) {
     if (ioctl(it->fd.get(), FITHAW, 0) == 0)
-      ++thawed;
+      thawed.push_back(it->mount_point);
     else if (errno == EINVAL)
       problems.push_back(fmt::format("{} was already thawed by someone else", it->mount_point));
     else {
@@ -221,7 +216,8 @@ std::string FsFreeze::thaw_held(std::vector<Held>& held, bool& ok) {
   }
   held.clear();
   if (ok) intent_.clear();
-  std::string detail = fmt::format("thawed {} filesystem(s)", thawed);
+  std::string detail = fmt::format("thawed {} filesystem(s)", thawed.size());
+  if (!thawed.empty()) detail += ": " + join(thawed);
   if (!problems.empty()) detail += "; " + join(problems);
   return detail;
 }
@@ -234,11 +230,11 @@ Outcome FsFreeze::thaw(Deadline) {
 }
 
 Outcome FsFreeze::recover() {
-  auto lines = intent_.read();
+  std::vector<std::string> lines;
+  if (Status s = intent_.read(&lines); !s) return Outcome::failure(s.message());
   if (lines.empty()) return Outcome::success();
-  ParseError parse_error;
-  auto mounts = read_mountinfo(settings_.mountinfo_path, parse_error);
-  if (!mounts) return Outcome::failure(parse_error.message);
+  std::vector<MountEntry> mounts;
+  if (Status s = read_mountinfo(settings_.mountinfo_path, &mounts); !s) return Outcome::failure(s.message());
   std::vector<Held> held;
   std::vector<std::string> notes;
   bool ok = true;
@@ -248,20 +244,19 @@ Outcome FsFreeze::recover() {
     std::string path = space == std::string::npos ? "" : unescape_octal(line.substr(space + 1));
     // Prefer the recorded mount point; any other mount of the same superblock will do.
     const MountEntry* found = nullptr;
-    for (const auto& m : *mounts)
+    for (const auto& m : mounts)
       if (m.dev() == dev && (!found || m.mount_point == path)) found = &m;
     if (!found) {
       notes.push_back(fmt::format("{} ({}) is no longer mounted", path, dev));
       continue;
     }
-    std::string error;
-    UniqueFd fd = open_mount(*found, error);
-    if (fd) {
-      held.push_back({std::move(fd), found->mount_point, dev});
-    } else {
+    UniqueFd fd;
+    if (Status s = open_mount(*found, &fd); !s) {
       ok = false;
-      notes.push_back(error);
+      notes.push_back(s.message());
+      continue;
     }
+    held.push_back({std::move(fd), found->mount_point, dev});
   }
   // The record is in freeze order; thaw_held walks it backwards and clears it if all went well.
   std::string detail = thaw_held(held, ok);

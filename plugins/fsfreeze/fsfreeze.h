@@ -1,15 +1,15 @@
 // The filesystem participant: FIFREEZE/FITHAW on the targets chosen by plan_targets().
 // Every target directory is opened before anything is frozen, dirty data is flushed with
 // parallel syncfs() while writers still run, and the freeze and the thaw go through those
-// descriptors. Only what this plugin froze is ever thawed; the intent record names it.
+// descriptors. Only what this plugin froze is ever thawed; the intent record names it. Its calls
+// block in syscalls, so the daemon runs it through BlockingParticipant.
 #pragma once
 
 #include "agent/intent.h"
-#include "agent/plugin.h"
+#include "agent/blocking.h"
 #include "agent/unique_fd.h"
 #include "plugins/fsfreeze/targets.h"
 
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,17 +20,16 @@ struct Settings {
   std::string mountinfo_path = "/proc/self/mountinfo";
 };
 
-class FsFreeze final : public Plugin {
+class FsFreeze final : public SyncParticipant {
  public:
   FsFreeze(Settings settings, IntentRecord intent, LoopBackingFiles backing = sysfs_loop_backing_files);
 
   std::string_view name() const override { return "fsfreeze"; }
   Outcome check(Deadline deadline) override;
-  Outcome freeze(Deadline deadline) override;
+  Outcome freeze(Deadline deadline, const std::atomic<bool>& aborted) override;
   Outcome thaw(Deadline deadline) override;
-
   // Thaws what a predecessor's intent record names (it died with them frozen).
-  Outcome recover();
+  Outcome recover() override;
 
  private:
   struct Held {
@@ -39,10 +38,11 @@ class FsFreeze final : public Plugin {
     std::string dev;
     int wave = 0;
   };
-  std::optional<Plan> plan(std::string& error);
-  std::optional<std::vector<Held>> open_targets(const Plan& plan, std::string& error) const;
-  std::string write_intent(const std::vector<Held>& held) const;
-  static std::string presync(const std::vector<Held>& held, Deadline deadline);
+  Status plan(Plan* plan);
+  static Status open_targets(const Plan& plan, std::vector<Held>* held);
+  Status write_intent(const std::vector<Held>& held) const;
+  // Returns how many syncfs passes ran.
+  static Status presync(const std::vector<Held>& held, Deadline deadline, int* passes);
   std::string thaw_held(std::vector<Held>& held, bool& ok);
 
   Settings settings_;

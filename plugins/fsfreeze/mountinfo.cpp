@@ -1,8 +1,11 @@
 #include "plugins/fsfreeze/mountinfo.h"
 
+#include "agent/unique_fd.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
+#include <cerrno>
 #include <charconv>
 
 namespace hvvss::fsfreeze {
@@ -66,35 +69,31 @@ bool parse_number(std::string_view text, T& value) {
   return ec == std::errc() && ptr == text.data() + text.size();
 }
 
-std::optional<MountEntry> parse_line(std::string_view line, std::string& error) {
+Status parse_line(std::string_view line, MountEntry* out) {
   auto fields = split_fields(line);
   // id parent major:minor root mount-point options [optional...] - fstype source super-options
   size_t dash = 6;
   while (dash < fields.size() && fields[dash] != "-") ++dash;
-  if (dash + 3 >= fields.size()) {
-    error = "too few fields";
-    return std::nullopt;
-  }
+  if (dash + 3 >= fields.size()) return Status::error("too few fields");
   MountEntry entry;
   auto colon = fields[2].find(':');
   if (!parse_number(fields[0], entry.mount_id) || !parse_number(fields[1], entry.parent_id) ||
       colon == std::string_view::npos || !parse_number(fields[2].substr(0, colon), entry.major) ||
-      !parse_number(fields[2].substr(colon + 1), entry.minor)) {
-    error = "bad mount id or device number";
-    return std::nullopt;
-  }
+      !parse_number(fields[2].substr(colon + 1), entry.minor))
+    return Status::error("bad mount id or device number");
   entry.root = unescape_octal(fields[3]);
   entry.mount_point = unescape_octal(fields[4]);
   entry.mount_options = std::string(fields[5]);
   entry.fstype = unescape_octal(fields[dash + 1]);
   entry.source = unescape_octal(fields[dash + 2]);
   entry.super_options = std::string(fields[dash + 3]);
-  return entry;
+  *out = std::move(entry);
+  return {};
 }
 
 }  // namespace
 
-std::optional<std::vector<MountEntry>> parse_mountinfo(std::string_view text, ParseError& error) {
+Status parse_mountinfo(std::string_view text, std::vector<MountEntry>* mounts) {
   std::vector<MountEntry> entries;
   size_t line_no = 0;
   while (!text.empty()) {
@@ -103,36 +102,30 @@ std::optional<std::vector<MountEntry>> parse_mountinfo(std::string_view text, Pa
     std::string_view line = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     if (line.empty()) continue;
-    std::string message;
-    auto entry = parse_line(line, message);
-    if (!entry) {
-      error = {line_no, message};
-      return std::nullopt;
-    }
-    entries.push_back(std::move(*entry));
+    MountEntry entry;
+    if (Status s = parse_line(line, &entry); !s) return s.prefixed(fmt::format("line {}", line_no));
+    entries.push_back(std::move(entry));
   }
-  return entries;
+  *mounts = std::move(entries);
+  return {};
 }
 
-std::optional<std::string> read_proc_file(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string text;
+Status read_proc_file(const std::string& path, std::string* text) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::from_errno(errno, fmt::format("cannot open {}", path));
+  std::string contents;
   char chunk[16384];
   ssize_t n;
-  while ((n = read(fd, chunk, sizeof chunk)) > 0) text.append(chunk, static_cast<size_t>(n));
-  close(fd);
-  if (n < 0) return std::nullopt;
-  return text;
+  while ((n = read(fd.get(), chunk, sizeof chunk)) > 0) contents.append(chunk, static_cast<size_t>(n));
+  if (n < 0) return Status::from_errno(errno, fmt::format("cannot read {}", path));
+  *text = std::move(contents);
+  return {};
 }
 
-std::optional<std::vector<MountEntry>> read_mountinfo(const std::string& path, ParseError& error) {
-  auto text = read_proc_file(path);
-  if (!text) {
-    error = {0, fmt::format("cannot read {}", path)};
-    return std::nullopt;
-  }
-  return parse_mountinfo(*text, error);
+Status read_mountinfo(const std::string& path, std::vector<MountEntry>* mounts) {
+  std::string text;
+  if (Status s = read_proc_file(path, &text); !s) return s;
+  return parse_mountinfo(text, mounts).prefixed(path);
 }
 
 }  // namespace hvvss::fsfreeze

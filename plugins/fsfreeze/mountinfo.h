@@ -3,7 +3,8 @@
 // Paths are unescaped from the kernel's octal form (\040 for a space).
 #pragma once
 
-#include <optional>
+#include "agent/status.h"
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,15 +26,11 @@ struct MountEntry {
   bool read_only_super() const;  // `ro` in the super options: the filesystem itself is read-only
 };
 
-struct ParseError {
-  size_t line = 0;
-  std::string message;
-};
-
-std::optional<std::vector<MountEntry>> parse_mountinfo(std::string_view text, ParseError& error);
-std::optional<std::vector<MountEntry>> read_mountinfo(const std::string& path, ParseError& error);
-// The text of a /proc file (which reports no size, so it is read in chunks); nullopt on error.
-std::optional<std::string> read_proc_file(const std::string& path);
+// Errors name the line: "line 3: too few fields".
+Status parse_mountinfo(std::string_view text, std::vector<MountEntry>* mounts);
+Status read_mountinfo(const std::string& path, std::vector<MountEntry>* mounts);
+// The text of a /proc file (which reports no size, so it is read in chunks).
+Status read_proc_file(const std::string& path, std::string* text);
 
 std::string unescape_octal(std::string_view text);
 std::string escape_octal(std::string_view text);  // escapes space, tab, newline and backslash

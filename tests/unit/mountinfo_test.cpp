@@ -6,10 +6,10 @@ namespace hvvss::fsfreeze {
 namespace {
 
 std::vector<MountEntry> load(const std::string& name) {
-  ParseError error;
-  auto mounts = read_mountinfo(std::string(FIXTURES_DIR) + "/mountinfo/" + name, error);
-  EXPECT_TRUE(mounts) << error.line << ": " << error.message;
-  return mounts.value_or(std::vector<MountEntry>{});
+  std::vector<MountEntry> mounts;
+  Status read = read_mountinfo(std::string(FIXTURES_DIR) + "/mountinfo/" + name, &mounts);
+  EXPECT_TRUE(read) << read.message();
+  return mounts;
 }
 
 const MountEntry& at(const std::vector<MountEntry>& mounts, const std::string& mount_point) {
@@ -51,11 +51,11 @@ TEST(Mountinfo, ReadOnlyComesFromSuperOptionsNotMountOptions) {
 }
 
 TEST(Mountinfo, RejectsTruncatedLinesWithTheirLineNumber) {
-  ParseError error;
-  EXPECT_FALSE(parse_mountinfo("26 1 254:1 / / rw - ext4 /dev/vda rw\n27 26 0:24 / /run rw\n", error));
-  EXPECT_EQ(error.line, 2u);
-  EXPECT_FALSE(parse_mountinfo("x 1 254:1 / / rw - ext4 /dev/vda rw\n", error));
-  EXPECT_EQ(error.line, 1u);
+  std::vector<MountEntry> mounts;
+  Status parsed = parse_mountinfo("26 1 254:1 / / rw - ext4 /dev/vda rw\n27 26 0:24 / /run rw\n", &mounts);
+  EXPECT_EQ(parsed.message(), "line 2: too few fields");
+  parsed = parse_mountinfo("x 1 254:1 / / rw - ext4 /dev/vda rw\n", &mounts);
+  EXPECT_EQ(parsed.message(), "line 1: bad mount id or device number");
 }
 
 TEST(Mountinfo, EscapeAndUnescapeRoundTrip) {

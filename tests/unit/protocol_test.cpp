@@ -13,19 +13,20 @@ TEST(Protocol, RequestFrameCarriesOnlyTheOperation) {
 
 TEST(Protocol, DecodeRoundTripsEveryOperationByte) {
   for (int op = 0; op < 256; ++op) {
-    DecodeError error;
-    auto request = decode_request(encode_request(static_cast<uint8_t>(op)), error);
-    ASSERT_TRUE(request);
-    EXPECT_EQ(request->op, op);
+    Request request;
+    Status decoded = decode_request(encode_request(static_cast<uint8_t>(op)), &request);
+    ASSERT_TRUE(decoded) << decoded.message();
+    EXPECT_EQ(request.op, op);
   }
 }
 
 TEST(Protocol, DecodeRejectsShortAndLongFrames) {
   for (size_t size : {0u, 1u, 4u, 11u, 13u, 64u}) {
     std::vector<std::byte> bytes(size, std::byte{5});
-    DecodeError error;
-    EXPECT_FALSE(decode_request(bytes, error)) << size;
-    EXPECT_NE(error.message.find(std::to_string(size) + " bytes"), std::string::npos) << error.message;
+    Request request;
+    Status decoded = decode_request(bytes, &request);
+    EXPECT_FALSE(decoded) << size;
+    EXPECT_NE(decoded.message().find(std::to_string(size) + " bytes"), std::string::npos) << decoded.message();
   }
 }
 

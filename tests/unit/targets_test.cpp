@@ -7,10 +7,10 @@ namespace hvvss::fsfreeze {
 namespace {
 
 std::vector<MountEntry> load(const std::string& name) {
-  ParseError error;
-  auto mounts = read_mountinfo(std::string(FIXTURES_DIR) + "/mountinfo/" + name, error);
-  EXPECT_TRUE(mounts) << error.message;
-  return mounts.value_or(std::vector<MountEntry>{});
+  std::vector<MountEntry> mounts;
+  Status read = read_mountinfo(std::string(FIXTURES_DIR) + "/mountinfo/" + name, &mounts);
+  EXPECT_TRUE(read) << read.message();
+  return mounts;
 }
 
 LoopBackingFiles no_loops() {
@@ -137,16 +137,15 @@ TEST(Targets, BackingFileChainOrdersInnermostFirst) {
       "40 26 7:1 / /a rw - ext4 /dev/loop1 rw\n"
       "41 26 7:2 / /b rw - xfs /dev/loop2 rw\n"
       "42 26 7:3 / /c rw - btrfs /dev/loop3 rw\n";
-  ParseError error;
-  auto mounts = parse_mountinfo(text, error);
-  ASSERT_TRUE(mounts);
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(parse_mountinfo(text, &mounts));
   Filters filters;
   filters.only_mounts = {"/a", "/b", "/c"};
   auto backing = loops({{"7:2", {"/a/b.img"}}, {"7:3", {"/b/c.img"}}, {"7:1", {"/a.img"}}});
-  EXPECT_EQ(order(plan_targets(*mounts, filters, backing)), (std::vector<std::string>{"/c", "/b", "/a"}));
+  EXPECT_EQ(order(plan_targets(mounts, filters, backing)), (std::vector<std::string>{"/c", "/b", "/a"}));
   // Reverse mount order alone would give the same; flip the mount order to prove the edges work.
-  std::swap((*mounts)[1], (*mounts)[3]);
-  EXPECT_EQ(order(plan_targets(*mounts, filters, backing)), (std::vector<std::string>{"/c", "/b", "/a"}));
+  std::swap(mounts[1], mounts[3]);
+  EXPECT_EQ(order(plan_targets(mounts, filters, backing)), (std::vector<std::string>{"/c", "/b", "/a"}));
 }
 
 }  // namespace

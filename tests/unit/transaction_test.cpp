@@ -1,92 +1,159 @@
+// The transaction engine against scripted participants on a real sd-event loop. Participants
+// complete on the loop (through post), or hold their completion until the test releases it;
+// tests wait on the engine's observer events and on replies, never on time.
 #include "agent/transaction.h"
 
 #include <gtest/gtest.h>
-#include <future>
-#include <mutex>
+#include <algorithm>
+#include <map>
+#include <set>
 
 namespace hvvss {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A participant that records every call in a shared journal and answers as scripted.
-class ScriptedPlugin final : public Plugin {
+// A participant that writes every call into a shared journal and answers as scripted.
+class Scripted final : public Participant {
  public:
-  ScriptedPlugin(std::string name, std::vector<std::string>& journal, std::mutex& mutex)
-      : name_(std::move(name)), journal_(journal), mutex_(mutex) {}
+  Scripted(std::string name, std::vector<std::string>& journal, sd_event* loop, Layer layer = Layer::Filesystem,
+           Policy policy = Policy::Required)
+      : name_(std::move(name)), journal_(journal), loop_(loop), layer_(layer), policy_(policy) {}
   std::string_view name() const override { return name_; }
-  Outcome check(Deadline) override {
-    if (check_gate.valid()) check_gate.wait();
-    return record("check", check_ok);
-  }
-  Outcome freeze(Deadline) override {
-    if (gate.valid()) gate.wait();
-    return record("freeze", freeze_ok);
-  }
-  Outcome thaw(Deadline) override { return record("thaw", true); }
+  Policy policy() const override { return policy_; }
+  Layer layer() const override { return layer_; }
+  void check(Txn, Deadline deadline, Done done) override { call(Action::Check, deadline, std::move(done)); }
+  void freeze(Txn, Deadline deadline, Done done) override { call(Action::Freeze, deadline, std::move(done)); }
+  void thaw(Txn, Deadline deadline, Done done) override { call(Action::Thaw, deadline, std::move(done)); }
+  void abort(Txn) override { journal_.push_back(name_ + ".abort"); }
+  void recover(Done done) override { ASSERT_TRUE(post(loop_, [done] { done(Outcome::success()); })); }
 
-  bool check_ok = true;
-  bool freeze_ok = true;
-  std::shared_future<void> gate;        // freeze blocks until it is ready
-  std::shared_future<void> check_gate;  // check blocks until it is ready
+  // Completes a held call with its scripted outcome, or with `result` if given.
+  void release(Action action, std::optional<Result> result = std::nullopt) {
+    auto it = held_.find(action);
+    ASSERT_NE(it, held_.end()) << name_ << " holds no " << action_name(action);
+    Done done = std::move(it->second);
+    held_.erase(it);
+    done(outcome(result.value_or(fails.count(action) ? Result::Failed : Result::Ok)));
+  }
+  bool holding(Action action) const { return held_.count(action) > 0; }
+
+  std::set<Action> fails;  // these calls fail
+  std::set<Action> hold;   // these calls complete only on release()
+  std::optional<Deadline> last_deadline;
 
  private:
-  Outcome record(const char* what, bool ok) {
-    std::lock_guard lock(mutex_);
-    journal_.push_back(name_ + "." + what);
-    return ok ? Outcome::success() : Outcome::failure(name_ + " says no");
+  void call(Action action, Deadline deadline, Done done) {
+    journal_.push_back(name_ + "." + std::string(action_name(action)));
+    last_deadline = deadline;
+    if (hold.count(action)) {
+      held_.emplace(action, std::move(done));
+      return;
+    }
+    Outcome result = outcome(fails.count(action) ? Result::Failed : Result::Ok);
+    ASSERT_TRUE(post(loop_, [done = std::move(done), result] { done(result); }));
   }
+  Outcome outcome(Result result) const {
+    return result == Result::Ok ? Outcome::success() : Outcome::failure(name_ + " says no");
+  }
+
   std::string name_;
   std::vector<std::string>& journal_;
-  std::mutex& mutex_;
+  sd_event* loop_;
+  Layer layer_;
+  Policy policy_;
+  std::map<Action, Done> held_;
+};
+
+// Keeps the engine's events, in order, as short sentences.
+class Recorder final : public EngineObserver {
+ public:
+  void participant_finished(const EventContext&, std::string_view participant, Action action,
+                            const Outcome& outcome) override {
+    events.push_back(fmt::format("{} {} {}", participant, action_name(action), result_name(outcome.result)));
+  }
+  void request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration,
+                        bool delivered) override {
+    events.push_back(fmt::format("answered {} {}{}", op_name(at.op), status_name(status), delivered ? "" : " undelivered"));
+  }
+  void transaction_finished(const EventContext& at, HvStatus status, Clock::duration) override {
+    events.push_back(fmt::format("transaction {} finished {}", at.txn, status_name(status)));
+  }
+  bool saw(const std::string& event) const { return std::find(events.begin(), events.end(), event) != events.end(); }
+  std::vector<std::string> events;
 };
 
 class Engine : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_GE(sd_event_new(&loop_), 0); }
+  static sd_event* new_loop() {
+    sd_event* loop = nullptr;
+    EXPECT_GE(sd_event_new(&loop), 0);
+    return loop;
+  }
   void TearDown() override {
     engine_.reset();
     sd_event_unref(loop_);
   }
-  void make(EngineSettings settings = {}) {
-    engine_ = std::make_unique<TransactionEngine>(loop_, std::vector<Plugin*>{&a_, &b_, &c_}, settings);
-  }
-  std::vector<std::string> journal() {
-    std::lock_guard lock(mutex_);
-    return journal_;
+  void make(EngineSettings settings = {}, std::vector<Participant*> participants = {}) {
+    if (participants.empty()) participants = {&a_, &b_, &c_};
+    engine_ = std::make_unique<TransactionEngine>(loop_, participants, settings);
+    engine_->add_observer(&recorder_);
   }
   // Runs the loop until `done` holds; the bound only stops a broken test from hanging CI.
   template <typename Pred>
   bool run_until(Pred done) {
-    for (int i = 0; i < 2000 && !done(); ++i) sd_event_run(loop_, 10'000);
+    auto give_up = Clock::now() + 20s;
+    while (!done() && Clock::now() < give_up) sd_event_run(loop_, 10'000);
     return done();
   }
-  // Sends a request and runs the loop until it is answered.
+  // Dispatches everything that is ready now.
+  void drain() {
+    for (int i = 0; i < 1000 && sd_event_run(loop_, 0) > 0; ++i) {
+    }
+  }
+  // Sends a request without waiting; the replies it gets are counted.
+  void send(Op op) {
+    replies_.emplace_back();
+    size_t slot = replies_.size() - 1;
+    engine_->handle(static_cast<uint8_t>(op), [this, slot](uint8_t, HvStatus s) {
+      replies_[slot].push_back(s);
+      return deliver_;
+    });
+  }
+  bool answered(size_t slot) const { return !replies_[slot].empty(); }
+  // Sends a request, runs the loop until it is answered, and checks it was answered once.
   HvStatus request(Op op) {
-    std::optional<HvStatus> status;
-    engine_->handle(static_cast<uint8_t>(op), [&](uint8_t, HvStatus s) { status = s; });
-    EXPECT_TRUE(run_until([&] { return status.has_value(); }));
-    return status.value_or(HvStatus::InvalidArg);
+    send(op);
+    size_t slot = replies_.size() - 1;
+    EXPECT_TRUE(run_until([&] { return answered(slot); }));
+    drain();
+    EXPECT_EQ(replies_[slot].size(), 1u) << "request " << op_name(static_cast<uint8_t>(op)) << " answered more than once";
+    return replies_[slot].empty() ? HvStatus::InvalidArg : replies_[slot].front();
   }
 
-  sd_event* loop_ = nullptr;
-  std::mutex mutex_;
+  sd_event* loop_ = new_loop();  // before the participants, which need it
   std::vector<std::string> journal_;
-  ScriptedPlugin a_{"a", journal_, mutex_}, b_{"b", journal_, mutex_}, c_{"c", journal_, mutex_};
+  Scripted a_{"a", journal_, loop_}, b_{"b", journal_, loop_}, c_{"c", journal_, loop_};
+  Recorder recorder_;
   std::unique_ptr<TransactionEngine> engine_;
+  std::vector<std::vector<HvStatus>> replies_;
+  bool deliver_ = true;
+
+  using Journal = std::vector<std::string>;
 };
 
 TEST_F(Engine, HotBackupChecksEveryParticipant) {
   make();
   EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);
-  EXPECT_EQ(journal(), (std::vector<std::string>{"a.check", "b.check", "c.check"}));
+  EXPECT_EQ(journal_, (Journal{"a.check", "b.check", "c.check"}));
   EXPECT_EQ(engine_->state(), State::Idle);
 }
 
-TEST_F(Engine, HotBackupFailsWhenOneParticipantSaysNo) {
-  b_.check_ok = false;
+TEST_F(Engine, HotBackupFailsWhenARequiredParticipantSaysNo) {
+  b_.fails = {Action::Check};
   make();
   EXPECT_EQ(request(Op::HotBackup), HvStatus::Fail);
+  EXPECT_TRUE(recorder_.saw("b check failed"));
 }
 
 TEST_F(Engine, FreezeInOrderThawInReverse) {
@@ -96,79 +163,158 @@ TEST_F(Engine, FreezeInOrderThawInReverse) {
   EXPECT_TRUE(engine_->frozen());
   EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
   EXPECT_EQ(engine_->state(), State::Idle);
-  EXPECT_EQ(journal(), (std::vector<std::string>{"a.freeze", "b.freeze", "c.freeze", "c.thaw", "b.thaw", "a.thaw"}));
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze", "c.thaw", "b.thaw", "a.thaw"}));
 }
 
-TEST_F(Engine, FailedFreezeRollsBackWhatFrozeInReverse) {
-  c_.freeze_ok = false;
-  make();
+TEST_F(Engine, ApplicationsFreezeBeforeFilesystemsAndThawAfterThem) {
+  Scripted app1("app1", journal_, loop_, Layer::Application), app2("app2", journal_, loop_, Layer::Application);
+  make({}, {&a_, &app1, &app2});  // registration order does not matter
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
+  ASSERT_TRUE(run_until([&] { return engine_->state() == State::Idle; }));
+  EXPECT_EQ(journal_, (Journal{"app1.freeze", "app2.freeze", "a.freeze", "a.thaw", "app2.thaw", "app1.thaw"}));
+}
+
+TEST_F(Engine, ThawIsAnsweredOnceFilesystemsAreThawedAndTheNextRequestWaitsForApplications) {
+  Scripted app("app", journal_, loop_, Layer::Application);
+  app.hold = {Action::Thaw};
+  make({}, {&app, &a_});
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);  // while the application still resumes
+  EXPECT_TRUE(app.holding(Action::Thaw));
+  EXPECT_EQ(engine_->state(), State::Thawing);
+  send(Op::HotBackup);
+  drain();
+  EXPECT_FALSE(answered(2));
+  EXPECT_EQ(journal_.back(), "app.thaw");  // no check has started
+  app.release(Action::Thaw);
+  ASSERT_TRUE(run_until([&] { return answered(2); }));
+  EXPECT_EQ(replies_[2], std::vector<HvStatus>{HvStatus::Ok});
+}
+
+TEST_F(Engine, FailedFreezeRollsBackExactlyWhatFrozeInReverse) {
+  Scripted optional("opt", journal_, loop_, Layer::Filesystem, Policy::Optional);
+  optional.fails = {Action::Freeze};
+  c_.fails = {Action::Freeze};
+  make({}, {&a_, &optional, &b_, &c_});
   EXPECT_EQ(request(Op::Freeze), HvStatus::Fail);
   EXPECT_FALSE(engine_->frozen());
-  EXPECT_EQ(journal(), (std::vector<std::string>{"a.freeze", "b.freeze", "c.freeze", "b.thaw", "a.thaw"}));
+  // The optional participant that failed is not thawed: it froze nothing.
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "opt.freeze", "b.freeze", "c.freeze", "b.thaw", "a.thaw"}));
+  EXPECT_TRUE(recorder_.saw("opt freeze skipped"));
+  EXPECT_TRUE(recorder_.saw("c freeze failed"));
+  EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_E_FAIL"));
+}
+
+TEST_F(Engine, OptionalParticipantThatFailsIsSkippedAndTheSnapshotGoesOn) {
+  Scripted optional("opt", journal_, loop_, Layer::Application, Policy::Optional);
+  optional.fails = {Action::Check, Action::Freeze};
+  make({}, {&optional, &a_});
+  EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
+  EXPECT_EQ(journal_, (Journal{"opt.check", "a.check", "opt.freeze", "a.freeze", "a.thaw"}));
+  EXPECT_TRUE(recorder_.saw("opt check skipped"));
+  EXPECT_TRUE(recorder_.saw("opt freeze skipped"));
 }
 
 TEST_F(Engine, ThawWhileIdleIsOkAndTouchesNothing) {
   make();
   EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
-  EXPECT_TRUE(journal().empty());
+  EXPECT_TRUE(journal_.empty());
 }
 
 TEST_F(Engine, UnsupportedOperationsAreAnsweredFail) {
   make();
   for (Op op : {Op::Create, Op::BuComplete, Op::AutoRecover, Op::Register1}) EXPECT_EQ(request(op), HvStatus::Fail);
-  EXPECT_TRUE(journal().empty());
+  EXPECT_TRUE(journal_.empty());
+}
+
+TEST_F(Engine, ParticipantDeadlineFallsBeforeTheReplyIsDue) {
+  b_.hold = {Action::Freeze};
+  make({.reply_budget = 1s, .auto_thaw = 60s});
+  auto sent = Clock::now();
+  send(Op::Freeze);
+  ASSERT_TRUE(run_until([&] { return answered(0); }));
+  auto replied = Clock::now();
+  // The participant's deadline lies inside the budget, before the reply went out...
+  ASSERT_TRUE(b_.last_deadline);
+  EXPECT_LT(b_.last_deadline->at(), replied);
+  EXPECT_LT(b_.last_deadline->at(), sent + 1s);
+  // ...so the engine had given up on it (and aborted it) before it answered.
+  auto timeout = std::find(recorder_.events.begin(), recorder_.events.end(), "b freeze timeout");
+  auto answer = std::find(recorder_.events.begin(), recorder_.events.end(), "answered FREEZE HV_E_FAIL");
+  EXPECT_LT(timeout, answer);
+  EXPECT_NE(std::find(journal_.begin(), journal_.end(), "b.abort"), journal_.end());
+  b_.release(Action::Freeze, Result::Failed);
+  ASSERT_TRUE(run_until([&] { return engine_->state() == State::Idle; }));
 }
 
 TEST_F(Engine, FreezeThatOverrunsTheBudgetIsAnsweredFailThenRolledBack) {
-  std::promise<void> release;
-  b_.gate = release.get_future().share();
+  b_.hold = {Action::Freeze};
   make({.reply_budget = 200ms, .auto_thaw = 60s});
-  // The reply arrives while b is still stuck in its freeze...
+  // The reply arrives while b is still stuck in its freeze; a, which froze, is thawed at once...
   EXPECT_EQ(request(Op::Freeze), HvStatus::Fail);
-  EXPECT_EQ(journal(), (std::vector<std::string>{"a.freeze"}));
-  // ...and once b returns, everything that froze is thawed again.
-  release.set_value();
-  ASSERT_TRUE(run_until([&] { return journal().size() == 6; }));
-  EXPECT_EQ(journal(), (std::vector<std::string>{"a.freeze", "b.freeze", "c.freeze", "c.thaw", "b.thaw", "a.thaw"}));
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "b.abort", "a.thaw"}));
+  // ...and b, whose freeze completes after all, is thawed as soon as it returns.
+  b_.release(Action::Freeze, Result::Ok);
+  ASSERT_TRUE(run_until([&] { return journal_.back() == "b.thaw"; }));
   ASSERT_TRUE(run_until([&] { return engine_->state() == State::Idle; }));
   EXPECT_FALSE(engine_->frozen());
 }
 
 TEST_F(Engine, RequestArrivingDuringARollbackIsServedAfterIt) {
-  std::promise<void> release;
-  a_.gate = release.get_future().share();
+  a_.hold = {Action::Freeze};
   make({.reply_budget = 200ms, .auto_thaw = 60s});
   EXPECT_EQ(request(Op::Freeze), HvStatus::Fail);
-  std::optional<HvStatus> thaw;
-  engine_->handle(static_cast<uint8_t>(Op::Thaw), [&](uint8_t, HvStatus s) { thaw = s; });
-  release.set_value();
-  ASSERT_TRUE(run_until([&] { return thaw.has_value(); }));
-  EXPECT_EQ(*thaw, HvStatus::Ok);
+  send(Op::Thaw);
+  drain();
+  EXPECT_FALSE(answered(1));
+  a_.release(Action::Freeze, Result::Ok);
+  ASSERT_TRUE(run_until([&] { return answered(1); }));
+  EXPECT_EQ(replies_[1], std::vector<HvStatus>{HvStatus::Ok});
+  EXPECT_EQ(journal_.back(), "a.thaw");
   EXPECT_FALSE(engine_->frozen());
+}
+
+TEST_F(Engine, FreezeStaysFrozenUntilTheAutoThawDelayHasPassed) {
+  make();  // auto-thaw 60 s
+  auto before = Clock::now();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  drain();
+  EXPECT_TRUE(engine_->frozen());
+  ASSERT_TRUE(engine_->auto_thaw_due());
+  EXPECT_GE(*engine_->auto_thaw_due(), before + 60s);
 }
 
 TEST_F(Engine, FreezeWithoutThawIsUndoneAfterTheAutoThawDelay) {
   make({.reply_budget = 15s, .auto_thaw = 50ms});
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
   ASSERT_TRUE(run_until([&] { return !engine_->frozen(); }));
-  EXPECT_EQ(journal().back(), "a.thaw");
-  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);  // a late THAW is harmless
+  EXPECT_EQ(journal_.back(), "a.thaw");
+  EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_E_FAIL"));  // thawed behind the host's back
+}
+
+TEST_F(Engine, FreezeWhileFrozenReArmsTheAutoThaw) {
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  auto first = engine_->auto_thaw_due();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  ASSERT_TRUE(first && engine_->auto_thaw_due());
+  EXPECT_GT(*engine_->auto_thaw_due(), *first);
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze"}));  // nothing frozen twice
 }
 
 TEST_F(Engine, AutoThawThatComesDueDuringAnotherPhaseRunsAfterIt) {
-  std::promise<void> release;
-  a_.check_gate = release.get_future().share();
+  a_.hold = {Action::Check};
   make({.reply_budget = 15s, .auto_thaw = 1ms});
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
-  std::optional<HvStatus> check;
-  engine_->handle(static_cast<uint8_t>(Op::HotBackup), [&](uint8_t, HvStatus s) { check = s; });
-  // Serve the loop past the auto-thaw deadline while the check is stuck on the worker.
-  auto past = Clock::now() + 20ms;
-  run_until([&] { return Clock::now() >= past; });
-  EXPECT_TRUE(engine_->frozen());
-  release.set_value();
-  ASSERT_TRUE(run_until([&] { return check.has_value() && !engine_->frozen(); }));
-  EXPECT_EQ(journal().back(), "a.thaw");
+  send(Op::HotBackup);
+  ASSERT_TRUE(run_until([&] { return !engine_->auto_thaw_due(); }));  // it came due...
+  EXPECT_TRUE(engine_->frozen());                                      // ...while a's check runs
+  a_.release(Action::Check);
+  ASSERT_TRUE(run_until([&] { return answered(1) && !engine_->frozen(); }));
+  EXPECT_EQ(journal_.back(), "a.thaw");
 }
 
 TEST_F(Engine, LosingTheChannelWhileFrozenThaws) {
@@ -176,45 +322,57 @@ TEST_F(Engine, LosingTheChannelWhileFrozenThaws) {
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
   engine_->abandon("test");
   ASSERT_TRUE(run_until([&] { return !engine_->frozen() && engine_->state() == State::Idle; }));
-  EXPECT_EQ(journal().back(), "a.thaw");
+  EXPECT_EQ(journal_.back(), "a.thaw");
 }
 
 TEST_F(Engine, LosingTheChannelWhileFrozenAndBusyThawsRightAfterThePhase) {
-  std::promise<void> release;
-  a_.check_gate = release.get_future().share();
+  a_.hold = {Action::Check};
   make();  // auto-thaw 60 s: only the lost channel can explain a thaw here
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
-  engine_->handle(static_cast<uint8_t>(Op::HotBackup), [](uint8_t, HvStatus) {});
+  send(Op::HotBackup);
   engine_->abandon("test");
-  release.set_value();
+  a_.release(Action::Check);
   ASSERT_TRUE(run_until([&] { return !engine_->frozen() && engine_->state() == State::Idle; }));
-  EXPECT_EQ(journal().back(), "a.thaw");
+  EXPECT_EQ(journal_.back(), "a.thaw");
+  EXPECT_FALSE(answered(1));  // nobody is left to answer
+}
+
+TEST_F(Engine, LosingTheChannelDuringAFreezeRollsBackWhenItFinishes) {
+  c_.hold = {Action::Freeze};
+  make();
+  send(Op::Freeze);
+  drain();
+  engine_->abandon("test");
+  c_.release(Action::Freeze);
+  ASSERT_TRUE(run_until([&] { return journal_.size() == 6; }));
+  EXPECT_FALSE(answered(0));
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze", "c.thaw", "b.thaw", "a.thaw"}));
 }
 
 TEST_F(Engine, StoppingWhileFrozenAndBusyThawsRightAfterThePhase) {
-  std::promise<void> release;
-  a_.check_gate = release.get_future().share();
+  a_.hold = {Action::Check};
   make();
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
-  engine_->handle(static_cast<uint8_t>(Op::HotBackup), [](uint8_t, HvStatus) {});
+  send(Op::HotBackup);
   bool stopped = false;
   engine_->stop([&] { stopped = true; });
-  release.set_value();
+  EXPECT_EQ(replies_[1], std::vector<HvStatus>{HvStatus::Fail});
+  a_.release(Action::Check);
   ASSERT_TRUE(run_until([&] { return stopped; }));
   EXPECT_FALSE(engine_->frozen());
 }
 
-TEST_F(Engine, LosingTheChannelDuringAFreezeRollsBackWhenItFinishes) {
-  std::promise<void> release;
-  c_.gate = release.get_future().share();
+TEST_F(Engine, StoppingDuringAThawLetsItFinishAndAnswerOk) {
+  a_.hold = {Action::Thaw};
   make();
-  bool replied = false;
-  engine_->handle(static_cast<uint8_t>(Op::Freeze), [&](uint8_t, HvStatus) { replied = true; });
-  engine_->abandon("test");
-  release.set_value();
-  ASSERT_TRUE(run_until([&] { return journal().size() == 6; }));
-  EXPECT_FALSE(replied);
-  EXPECT_EQ(journal().back(), "a.thaw");
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  send(Op::Thaw);
+  drain();
+  bool stopped = false;
+  engine_->stop([&] { stopped = true; });
+  a_.release(Action::Thaw);
+  ASSERT_TRUE(run_until([&] { return stopped; }));
+  EXPECT_EQ(replies_[1], std::vector<HvStatus>{HvStatus::Ok});
 }
 
 TEST_F(Engine, StopThawsBeforeItReportsDone) {
@@ -224,8 +382,28 @@ TEST_F(Engine, StopThawsBeforeItReportsDone) {
   engine_->stop([&] { stopped = true; });
   ASSERT_TRUE(run_until([&] { return stopped; }));
   EXPECT_FALSE(engine_->frozen());
-  EXPECT_EQ(journal().back(), "a.thaw");
+  EXPECT_EQ(journal_.back(), "a.thaw");
   EXPECT_EQ(request(Op::HotBackup), HvStatus::Fail);  // a stopping agent starts nothing new
+}
+
+TEST_F(Engine, UndeliveredReplyIsReportedAsSuch) {
+  make();
+  deliver_ = false;
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  EXPECT_TRUE(recorder_.saw("answered FREEZE HV_S_OK undelivered"));
+  EXPECT_FALSE(recorder_.saw("answered FREEZE HV_S_OK"));
+}
+
+TEST_F(Engine, ABackupIsOneTransactionThatFinishesOkAfterThaw) {
+  make();
+  EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  EXPECT_FALSE(recorder_.saw("transaction 1 finished HV_S_OK"));
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
+  EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_S_OK"));
+  EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);
+  EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);  // a check that no FREEZE followed
+  EXPECT_TRUE(recorder_.saw("transaction 2 finished HV_S_OK"));
 }
 
 }  // namespace

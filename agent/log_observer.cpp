@@ -1,0 +1,35 @@
+#include "agent/log_observer.h"
+
+namespace hvvss {
+
+namespace {
+double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+std::string_view colon(std::string_view detail) { return detail.empty() ? "" : ": "; }
+}  // namespace
+
+void LogObserver::request_received(const EventContext& at) { spdlog::info("{} request received", at.tag()); }
+
+void LogObserver::participant_finished(const EventContext& at, std::string_view participant, Action action,
+                                       const Outcome& outcome) {
+  auto level = outcome.ok() ? spdlog::level::debug : spdlog::level::warn;
+  spdlog::log(level, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(), participant, action_name(action),
+              result_name(outcome.result), ms(outcome.took), colon(outcome.detail), outcome.detail);
+}
+
+void LogObserver::request_answered(const EventContext& at, HvStatus status, std::string_view detail,
+                                   Clock::duration took, bool delivered) {
+  if (!delivered) {
+    spdlog::error("{} reply {} not delivered after {:.1f} ms{}{}", at.tag(), status_name(status), ms(took),
+                  colon(detail), detail);
+    return;
+  }
+  auto level = status == HvStatus::Ok ? spdlog::level::info : spdlog::level::err;
+  spdlog::log(level, "{} replied {} after {:.1f} ms{}{}", at.tag(), status_name(status), ms(took), colon(detail),
+              detail);
+}
+
+void LogObserver::transaction_finished(const EventContext& at, HvStatus status, Clock::duration took) {
+  spdlog::info("{} transaction finished: {} after {:.1f} ms", at.tag(), status_name(status), ms(took));
+}
+
+}  // namespace hvvss

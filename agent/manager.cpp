@@ -1,0 +1,171 @@
+#include "agent/manager.h"
+
+#include <systemd/sd-daemon.h>
+#include <spdlog/spdlog.h>
+
+namespace hvvss {
+
+namespace {
+constexpr std::chrono::milliseconds kMinBackoff{100};
+constexpr std::chrono::milliseconds kMaxBackoff{5000};
+
+std::vector<Participant*> pointers(const std::vector<std::unique_ptr<Participant>>& participants) {
+  std::vector<Participant*> out;
+  for (const auto& p : participants) out.push_back(p.get());
+  return out;
+}
+}  // namespace
+
+Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::unique_ptr<Participant>> participants)
+    : loop_(loop),
+      settings_(std::move(settings)),
+      participants_(std::move(participants)),
+      engine_(loop, pointers(participants_), settings_.engine),
+      reconnect_timer_(loop, [this] { register_channel(); }),
+      backoff_(kMinBackoff) {
+  engine_.add_observer(this);
+}
+
+Manager::~Manager() { sd_event_source_disable_unref(io_); }
+
+Status Manager::start() {
+  if (Status s = device_.open(settings_.device); !s) return s;
+  if (Status s = lock_.acquire(settings_.runtime_dir); !s) return s;
+  // Filesystems first: they hold the whole system up; applications resume after them.
+  for (Layer layer : {Layer::Application, Layer::Filesystem})
+    for (const auto& p : participants_)
+      if (p->layer() == layer) to_recover_.push_back(p.get());
+  recover_next();
+  return {};
+}
+
+// Runs each participant's recovery in turn, then registers: no host request is read before.
+void Manager::recover_next() {
+  if (to_recover_.empty()) {
+    if (stopping_) return exit(0);
+    register_channel();
+    return;
+  }
+  Participant* p = to_recover_.back();
+  to_recover_.pop_back();
+  p->recover([this, p](Outcome outcome) {
+    if (!outcome.ok())
+      spdlog::error("{}: a previous agent left it frozen; recovery incomplete: {}", p->name(), outcome.detail);
+    else if (!outcome.detail.empty())
+      spdlog::warn("{}: a previous agent left it frozen; recovered: {}", p->name(), outcome.detail);
+    recover_next();
+  });
+}
+
+void Manager::register_channel() {
+  Status s = device_.is_open() ? device_.register_with_kernel() : device_.connect(settings_.device);
+  if (s) return on_registered();
+  if (!registered_once_) {
+    spdlog::critical("{}", s.message());
+    return exit(1);
+  }
+  spdlog::debug("reconnect failed: {}", s.message());
+  schedule_reconnect();
+}
+
+void Manager::on_registered() {
+  backoff_ = kMinBackoff;
+  sd_event_source_disable_unref(io_);
+  io_ = nullptr;
+  if (int r = sd_event_add_io(loop_, &io_, device_.fd(), EPOLLIN, &Manager::on_io, this); r < 0) {
+    spdlog::error("cannot watch {}: {}", settings_.device, std::strerror(-r));
+    device_.close();
+    schedule_reconnect();
+    return;
+  }
+  spdlog::info("registered on {} (kernel VSS version {})", settings_.device, device_.kernel_version());
+  notify(fmt::format("{}STATUS=Registered on {}; idle", registered_once_ ? "" : "READY=1\n", settings_.device));
+  registered_once_ = true;
+}
+
+int Manager::on_io(sd_event_source*, int, uint32_t revents, void* userdata) {
+  auto* self = static_cast<Manager*>(userdata);
+  if (revents & EPOLLIN) {
+    std::vector<std::byte> frame;
+    if (Status s = self->device_.read(&frame); !s) {
+      self->lose_channel(s.message());
+      return 0;
+    }
+    if (!frame.empty()) {
+      self->on_frame(frame);
+      return 0;
+    }
+  }
+  if (revents & (EPOLLHUP | EPOLLERR)) self->lose_channel("the driver closed the channel (POLLHUP)");
+  return 0;
+}
+
+void Manager::on_frame(std::span<const std::byte> bytes) {
+  Request request;
+  if (Status s = decode_request(bytes, &request); !s) {
+    // The kernel waits for a reply to whatever it queued: answer it, then start afresh, as the
+    // channel is out of step with us.
+    spdlog::error("bad frame from the kernel: {}; answering HV_E_FAIL", s.message());
+    send_reply(bytes.empty() ? 0 : static_cast<uint8_t>(bytes[0]), HvStatus::Fail);
+    lose_channel("bad frame");
+    return;
+  }
+  engine_.handle(request.op, [this](uint8_t op, HvStatus status) { return send_reply(op, status); });
+}
+
+bool Manager::send_reply(uint8_t op, HvStatus status) {
+  if (!device_.is_open()) return false;
+  if (Status s = device_.write(encode_reply(op, status)); !s) {
+    lose_channel(fmt::format("reply to {} not delivered: {}", op_name(op), s.message()));
+    return false;
+  }
+  return true;
+}
+
+void Manager::lose_channel(std::string_view why) {
+  if (!device_.is_open()) return;
+  spdlog::warn("channel lost: {}; reconnecting", why);
+  sd_event_source_disable_unref(io_);
+  io_ = nullptr;
+  device_.close();
+  if (Status s = post(loop_, [this] { engine_.abandon("channel to the host lost"); }); !s) {
+    spdlog::critical("{}: thawing at once", s.message());
+    engine_.abandon("channel to the host lost");
+  }
+  notify("STATUS=Channel lost; reconnecting");
+  schedule_reconnect();
+}
+
+void Manager::schedule_reconnect() {
+  if (stopping_) return;
+  if (Status s = reconnect_timer_.arm(Clock::now() + backoff_); !s) {
+    spdlog::critical("{}: cannot reconnect; exiting so that systemd restarts the agent", s.message());
+    engine_.stop([this] { exit(1); });
+    return;
+  }
+  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+}
+
+void Manager::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("stopping");
+  reconnect_timer_.disarm();
+  if (!registered_once_) return;  // still recovering: recover_next() exits once it is done
+  engine_.stop([this] { exit(0); });
+}
+
+void Manager::exit(int code) {
+  if (int r = sd_event_exit(loop_, code); r < 0) spdlog::critical("cannot leave the event loop: {}", std::strerror(-r));
+}
+
+void Manager::notify(const std::string& text) {
+  if (int r = sd_notify(0, text.c_str()); r < 0) spdlog::debug("sd_notify failed: {}", std::strerror(-r));
+}
+
+void Manager::request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration, bool) {
+  notify(fmt::format("STATUS=Last request {} answered {}; {}", op_name(at.op), status_name(status),
+                     state_name(at.state)));
+}
+
+}  // namespace hvvss

@@ -1,0 +1,70 @@
+// The daemon, like timesyncd's manager: it owns the channel to the kernel's VSS driver (reading
+// requests, writing replies, reconnecting with backoff after any error), the participants and the
+// transaction engine, the runtime directory's lock, start-up recovery (each participant undoes
+// what a dead predecessor left frozen before the agent registers) and what systemd is told.
+#pragma once
+
+#include "agent/device.h"
+#include "agent/intent.h"
+#include "agent/participant.h"
+#include "agent/status.h"
+#include "agent/transaction.h"
+
+#include <systemd/sd-event.h>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hvvss {
+
+struct ManagerSettings {
+  std::string device = "/dev/vmbus/hv_vss";
+  std::string runtime_dir = "/run/hv-vss-agent";
+  EngineSettings engine;
+};
+
+class Manager final : private EngineObserver {
+ public:
+  Manager(sd_event* loop, ManagerSettings settings, std::vector<std::unique_ptr<Participant>> participants);
+  ~Manager() override;
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  // Opens the channel (a second daemon is refused here, before it touches anything), takes the
+  // runtime directory, then recovers and registers on the loop. An error stops the start-up.
+  Status start();
+  // Thaws everything, waits for every participant, then ends the loop.
+  void stop();
+
+ private:
+  void recover_next();
+  void register_channel();
+  void on_registered();
+  static int on_io(sd_event_source* source, int fd, uint32_t revents, void* userdata);
+  void on_frame(std::span<const std::byte> bytes);
+  bool send_reply(uint8_t op, HvStatus status);
+  // Closes the channel at once; the engine learns of it on the next loop iteration, so that a
+  // failed reply never re-enters the engine from inside its own answer.
+  void lose_channel(std::string_view why);
+  void schedule_reconnect();
+  void exit(int code);
+  void notify(const std::string& text);
+
+  void request_answered(const EventContext& at, HvStatus status, std::string_view detail, Clock::duration took,
+                        bool delivered) override;
+
+  sd_event* loop_;
+  ManagerSettings settings_;
+  std::vector<std::unique_ptr<Participant>> participants_;
+  TransactionEngine engine_;
+  Device device_;
+  RuntimeLock lock_;
+  Timer reconnect_timer_;
+  sd_event_source* io_ = nullptr;
+  std::chrono::milliseconds backoff_;
+  std::vector<Participant*> to_recover_;  // start-up recovery still to run, next last
+  bool registered_once_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace hvvss

@@ -1,0 +1,79 @@
+// The interface every snapshot participant implements: filesystems now, D-Bus writers and
+// systemd-unit hooks next. A call is *started* on the event loop with a deadline and *completes*
+// by calling its Done exactly once, later, on the loop (never from inside the call itself), so
+// participants that wait for bus messages and participants that block in syscalls (through
+// BlockingParticipant) look the same to the engine. Participants never call each other.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace hvvss {
+
+using Clock = std::chrono::steady_clock;
+
+// A point in time by which a call must have completed.
+class Deadline {
+ public:
+  explicit Deadline(Clock::time_point at) : at_(at) {}
+  static Deadline after(Clock::duration d) { return Deadline(Clock::now() + d); }
+  Clock::time_point at() const { return at_; }
+  Clock::duration remaining() const { return std::max(Clock::duration::zero(), at_ - Clock::now()); }
+  bool expired() const { return Clock::now() >= at_; }
+
+ private:
+  Clock::time_point at_;
+};
+
+// How a call ended. `skipped` is what the engine makes of an optional participant's failure or
+// timeout; `timeout` is set by the engine when the deadline passed before Done.
+enum class Result { Ok, Failed, Skipped, Timeout };
+std::string_view result_name(Result result);
+
+// What a call achieved; `detail` is a short sentence for logs and D-Bus.
+struct Outcome {
+  Result result = Result::Ok;
+  std::string detail;
+  Clock::duration took{};
+  bool ok() const { return result == Result::Ok; }
+  static Outcome success(std::string detail = {}) { return {Result::Ok, std::move(detail), {}}; }
+  static Outcome failure(std::string detail) { return {Result::Failed, std::move(detail), {}}; }
+};
+
+// A required participant's failure vetoes the snapshot; an optional one's is reported and skipped.
+enum class Policy { Required, Optional };
+// Applications quiesce before filesystems freeze, and resume after they thaw.
+enum class Layer { Application, Filesystem };
+
+// The transaction a call belongs to (for logs and for participants that talk to others).
+struct Txn {
+  uint64_t id = 0;
+};
+
+using Done = std::function<void(Outcome)>;
+
+class Participant {
+ public:
+  virtual ~Participant() = default;
+  virtual std::string_view name() const = 0;
+  virtual Policy policy() const = 0;
+  virtual Layer layer() const = 0;
+  // Can this participant take part in a snapshot right now?
+  virtual void check(Txn txn, Deadline deadline, Done done) = 0;
+  // Quiesce. On failure the participant leaves its own part thawed.
+  virtual void freeze(Txn txn, Deadline deadline, Done done) = 0;
+  // Resume. Idempotent (thawing what is not frozen succeeds); always tries everything.
+  virtual void thaw(Txn txn, Deadline deadline, Done done) = 0;
+  // The engine gave up on a freeze in progress (its deadline passed): undo it as soon as
+  // possible. The freeze's Done still comes, and a freeze that completes Ok anyway is thawed by
+  // the engine.
+  virtual void abort(Txn txn) = 0;
+  // At start-up, before the first request: undo what a dead predecessor left frozen.
+  virtual void recover(Done done) = 0;
+};
+
+}  // namespace hvvss
