@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -52,10 +53,26 @@ bool blocked_by_freeze(pid_t tid) {
   return !stacks_visible || read_proc(task + "/stack").find("percpu_rwsem") != std::string::npos;
 }
 
+// A scratch root of this process's own: made on first use, removed at exit (if the tests left
+// it empty, as they do).
+struct OwnScratchRoot {
+  std::string path = "/tmp/hv-vss-tests.XXXXXX";
+  OwnScratchRoot() {
+    if (!mkdtemp(path.data())) throw std::runtime_error("mkdtemp failed: " + path);
+  }
+  ~OwnScratchRoot() { rmdir(path.c_str()); }
+};
+
 }  // namespace
 
 std::string agent_bin() { return HV_VSS_AGENT_BIN; }
 std::string sim_bin() { return HV_VSS_SIM_BIN; }
+
+std::string Scratch::root() {
+  if (const char* env = std::getenv("HV_VSS_SCRATCH_ROOT"); env && *env) return env;
+  static const OwnScratchRoot own;
+  return own.path;
+}
 
 Scratch::Scratch(const std::vector<std::string>& types, const std::string& parent) {
   std::filesystem::create_directories(parent);

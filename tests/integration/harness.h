@@ -26,8 +26,10 @@ inline constexpr auto kPatience = 30s;
 // by default in the suite's scratch root, or inside `parent` (e.g. on another scratch mount).
 class Scratch {
  public:
-  explicit Scratch(const std::vector<std::string>& types, const std::string& parent = HV_VSS_SCRATCH_ROOT);
+  explicit Scratch(const std::vector<std::string>& types, const std::string& parent = root());
   ~Scratch();
+  // $HV_VSS_SCRATCH_ROOT, or else a directory made for this process and removed at its exit.
+  static std::string root();
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   const std::string& dir() const { return dir_; }

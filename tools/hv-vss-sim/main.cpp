@@ -16,7 +16,8 @@ int run(int argc, char** argv) {
   CLI::App app{
       "hv-vss-sim plays the Hyper-V host and the kernel's /dev/vmbus/hv_vss for a VSS daemon.\n"
       "It listens on a SOCK_SEQPACKET socket (point the daemon's --device at it), runs a scenario,\n"
-      "prints one JSON line per event, and exits 1 if any reply was missing, late or wrong.\n"
+      "prints one JSON line per event, and exits 1 if any reply was missing, late or wrong,\n"
+      "or if the daemon wrote anything the kernel would reject (a second reply, say).\n"
       "Scenarios:" +
           scenarios,
       "hv-vss-sim"};

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <utility>
 
 namespace hvvss::sim {
 
@@ -57,6 +58,7 @@ void KernelDevice::close_client(std::string_view why, std::string_view event) {
   if (!client_) return;
   client_.reset();
   registered_ = false;
+  fake_thaw_queued_ = false;
   timeline_.event(event, {{"reason", Timeline::str(why)}});
 }
 
@@ -78,8 +80,8 @@ void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_po
     close_client(n == 0 ? "daemon closed the device" : std::strerror(errno));
     return;
   }
-  auto reject = [&](std::string_view reason) {
-    timeline_.event("write_rejected", {{"reason", Timeline::str(reason)}, {"errno", Timeline::str("EINVAL")}});
+  auto reject = [&](std::string_view reason, std::string_view problem) {
+    report_rejection(reason, problem);
     if (awaiting_reply_ && exchange) {
       *exchange = {Exchange::Kind::Disconnected, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
       awaiting_reply_ = false;
@@ -88,10 +90,11 @@ void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_po
     close_client("a rejected write (a socket cannot return EINVAL)");
   };
   if (static_cast<size_t>(n) != kFrameSize)
-    return reject(fmt::format("Message size does not match length ({} bytes)", n));
+    return reject(fmt::format("Message size does not match length ({} bytes)", n), "a write that is not 12 bytes");
   uint8_t op = static_cast<uint8_t>(buffer[0]);
   if (op == static_cast<uint8_t>(Op::Register) || op == static_cast<uint8_t>(Op::Register1)) {
-    if (awaiting_reply_) return reject("Got unexpected registration request");
+    if (awaiting_reply_)
+      return reject("Got unexpected registration request", "a registration while a request waits for its reply");
     if (op == static_cast<uint8_t>(Op::Register)) {
       timeline_.event("register_legacy", {{"note", Timeline::str("REGISTER (128) never makes the device READY")}});
       return;
@@ -104,12 +107,27 @@ void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_po
     if (what == Wait::Registered && registrations_ >= wanted_registrations_) done = true;
     return;
   }
-  if (!awaiting_reply_) return reject("Transaction not active");
+  if (!awaiting_reply_)
+    return reject("Transaction not active",
+                  std::exchange(fake_thaw_queued_, false) ? "" : "a reply that no request waits for (a second reply?)");
   Frame frame;
   std::memcpy(frame.data(), buffer, kFrameSize);
   awaiting_reply_ = false;
   if (exchange) *exchange = {Exchange::Kind::Replied, reply_status(frame), reply_flags(frame), ms_since(sent)};
   if (what == Wait::Reply) done = true;
+}
+
+void KernelDevice::report_rejection(std::string_view reason, std::string_view problem) {
+  std::vector<Timeline::Field> fields = {{"reason", Timeline::str(reason)},
+                                         {"errno", Timeline::str("EINVAL")},
+                                         {"ok", Timeline::boolean(problem.empty())}};
+  if (problem.empty()) {
+    fields.emplace_back("note", Timeline::str("expected: the reply to hibernation's fake THAW"));
+  } else {
+    fields.emplace_back("problem", Timeline::str(problem));
+    ++unexpected_rejections_;
+  }
+  timeline_.event("write_rejected", fields);
 }
 
 bool KernelDevice::pump(Clock::time_point until, Wait what, Exchange* exchange, Clock::time_point sent) {
@@ -139,8 +157,18 @@ bool KernelDevice::wait_for_daemon(Clock::duration timeout, uint64_t count) {
   return pump(Clock::now() + timeout, Wait::Registered);
 }
 
+void KernelDevice::drain_client() {
+  bool done = false;
+  while (client_) {
+    pollfd fd{client_.get(), POLLIN, 0};
+    if (poll(&fd, 1, 0) <= 0) return;
+    on_client_frame(Wait::Until, nullptr, {}, done);
+  }
+}
+
 Exchange KernelDevice::transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout) {
   Exchange exchange;
+  drain_client();  // a frame written before this request cannot be its reply
   if (!registered_) {
     // No daemon: the kernel answers HV_E_FAIL itself.
     exchange.status = static_cast<uint32_t>(HvStatus::Fail);
@@ -167,6 +195,7 @@ void KernelDevice::queue_fake_thaw() {
   Frame frame = encode_request(static_cast<uint8_t>(Op::Thaw));
   send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
   awaiting_reply_ = false;  // hv_vss_pre_suspend forces READY: the reply will be rejected
+  fake_thaw_queued_ = true;
   timeline_.event("fake_thaw", {{"note", Timeline::str("hibernation: THAW queued with the state forced to READY")}});
 }
 

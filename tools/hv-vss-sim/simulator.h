@@ -3,7 +3,8 @@
 // check, per-op timeouts after which the host gets HV_E_FAIL, and rejection of replies that no
 // request waits for. A socket cannot fail a write the way the kernel does, so a rejected write
 // closes the connection; the daemon sees the same thing it must handle after a failed write:
-// it has to thaw, reopen and register again (PROTOCOL.md §2, §3).
+// it has to thaw, reopen and register again (PROTOCOL.md §2, §3). Every rejected write is
+// reported and counted, except the reply to a fake THAW, which the kernel is meant to reject.
 #pragma once
 
 #include "agent/protocol.h"
@@ -36,7 +37,8 @@ class KernelDevice {
   // have happened since the start; registrations() + 1 waits for a daemon to register anew.
   bool wait_for_daemon(Clock::duration timeout, uint64_t count = 1);
   uint64_t registrations() const { return registrations_; }
-  // Queues one request and waits for the reply or the kernel's timeout.
+  // Queues one request and waits for the reply or the kernel's timeout. Frames that were
+  // already waiting are judged first, as writes made while no request was queued.
   Exchange transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout);
   // Keeps serving the device (refusing clients, rejecting stray writes) for `duration`.
   void hold(Clock::duration duration);
@@ -44,8 +46,13 @@ class KernelDevice {
   void hold_until_stdin();
   // The driver goes away (rescind / rmmod): the daemon sees POLLHUP and must let go.
   void drop_daemon(std::string_view why);
-  // Hibernation: a THAW is queued while the state is already READY, so any reply is rejected.
+  // Hibernation: a THAW is queued while the state is already READY, so any reply is rejected
+  // (the one rejection that is expected, and not counted).
   void queue_fake_thaw();
+  // Judges every frame already waiting from the daemon without blocking (a second reply, say).
+  void drain_client();
+  // Rejected writes that no scenario expected: each one is a failure of the daemon.
+  int unexpected_rejections() const { return unexpected_rejections_; }
   bool registered() const { return registered_; }
 
  private:
@@ -54,6 +61,8 @@ class KernelDevice {
   bool pump(Clock::time_point until, Wait what, Exchange* exchange = nullptr, Clock::time_point sent = {});
   void on_client_frame(Wait what, Exchange* exchange, Clock::time_point sent, bool& done);
   void accept_client();
+  // Reports a write the kernel fails with EINVAL; an empty `problem` marks the expected one.
+  void report_rejection(std::string_view reason, std::string_view problem);
   void close_client(std::string_view why, std::string_view event = "client_closed");
 
   std::string path_;
@@ -63,7 +72,9 @@ class KernelDevice {
   bool registered_ = false;
   uint64_t registrations_ = 0;
   uint64_t wanted_registrations_ = 0;
-  bool awaiting_reply_ = false;  // a request is outstanding (USERSPACE_REQ)
+  bool awaiting_reply_ = false;    // a request is outstanding (USERSPACE_REQ)
+  bool fake_thaw_queued_ = false;  // the client's next stray reply answers the fake THAW
+  int unexpected_rejections_ = 0;
 };
 
 }  // namespace hvvss::sim
