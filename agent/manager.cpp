@@ -23,6 +23,7 @@ Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::uniq
       engine_(loop, pointers(participants_), settings_.engine),
       reconnect_timer_(loop, [this] { register_channel(); }),
       backoff_(kMinBackoff) {
+  engine_.add_observer(&log_);
   engine_.add_observer(this);
 }
 

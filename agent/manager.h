@@ -6,6 +6,7 @@
 
 #include "agent/device.h"
 #include "agent/intent.h"
+#include "agent/log_observer.h"
 #include "agent/participant.h"
 #include "agent/status.h"
 #include "agent/transaction.h"
@@ -57,6 +58,7 @@ class Manager final : private EngineObserver {
   ManagerSettings settings_;
   std::vector<std::unique_ptr<Participant>> participants_;
   TransactionEngine engine_;
+  LogObserver log_;
   Device device_;
   RuntimeLock lock_;
   Timer reconnect_timer_;

@@ -151,16 +151,17 @@ Outcome FsFreeze::freeze(Deadline deadline, const std::atomic<bool>& aborted) {
   std::vector<std::string> foreign;
   for (size_t begin = 0, end = 0; begin < held.size() && error.empty(); begin = end) {
     while (end < held.size() && held[end].wave == held[begin].wave) ++end;
-    if (aborted) {
-      error = fmt::format("aborted before freezing {}", held[begin].mount_point);
-      break;
-    }
     if (deadline.expired()) {
       error = fmt::format("deadline reached before freezing {}", held[begin].mount_point);
       break;
     }
+    // The engine's abort is honoured before each FIFREEZE (one that already runs cannot be
+    // interrupted).
     for_each_parallel(end - begin, [&](size_t i) {
-      errors[begin + i] = ioctl(held[begin + i].fd.get(), FIFREEZE, 0) == 0 ? 0 : errno;
+      if (aborted)
+        errors[begin + i] = ECANCELED;
+      else
+        errors[begin + i] = ioctl(held[begin + i].fd.get(), FIFREEZE, 0) == 0 ? 0 : errno;
     });
     for (size_t i = begin; i < end; ++i) {
       if (errors[i] == 0)
@@ -168,7 +169,8 @@ Outcome FsFreeze::freeze(Deadline deadline, const std::atomic<bool>& aborted) {
       else if (errors[i] == EBUSY)
         foreign.push_back(held[i].mount_point);
       else if (error.empty())
-        error = fmt::format("FIFREEZE {}: {}", held[i].mount_point, errno_text(errors[i]));
+        error = errors[i] == ECANCELED ? fmt::format("aborted before freezing {}", held[i].mount_point)
+                                       : fmt::format("FIFREEZE {}: {}", held[i].mount_point, errno_text(errors[i]));
     }
   }
   if (!error.empty()) {

@@ -4,8 +4,11 @@
 #include "plugins/fsfreeze/targets.h"
 #include "tests/integration/harness.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -80,6 +83,14 @@ class AgentTest : public ::testing::Test {
 
   bool intent_recorded() const { return fs::exists(runtime_dir() + "/intent"); }
 
+  // Stops an agent and returns its log. The log is written by a background thread, so it is read
+  // only once the agent has exited, which drains the queue: never right after an event.
+  std::string stop_and_read_log(Process& agent, const std::string& log = {}) {
+    agent.kill(SIGTERM);
+    EXPECT_EQ(agent.wait(), 0);
+    return slurp(log.empty() ? agent_log() : log);
+  }
+
   // Starts a probe writer on every scratch mount and expects each write to block: all frozen.
   std::vector<std::unique_ptr<ProbeWriter>> probes_blocked_on_every_mount() const {
     std::vector<std::unique_ptr<ProbeWriter>> probes;
@@ -137,13 +148,13 @@ TEST_F(AgentTest, FailedFreezeRollsBackTheOthersAndAnswersFail) {
   // tmpfs is mounted first, so it is frozen last: after ext4, xfs and btrfs are already frozen.
   use({"tmpfs", "ext4", "xfs", "btrfs"});
   Process& sim = start_sim({"backup", "--hold", "0", "--expect", "FREEZE=HV_E_FAIL"});
-  start_agent();
+  Process& agent = start_agent();
   EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_E_FAIL");
   EXPECT_TRUE(all_writable({mounts()[1], mounts()[2], mounts()[3]}));
   EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_FALSE(intent_recorded());
-  EXPECT_NE(slurp(agent_log()).find("FIFREEZE " + mounts()[0] + ": Operation not supported, rolled back"),
+  EXPECT_NE(stop_and_read_log(agent).find("FIFREEZE " + mounts()[0] + ": Operation not supported, rolled back"),
             std::string::npos);
 }
 
@@ -151,7 +162,7 @@ TEST_F(AgentTest, FreezeThatCannotFinishInTheBudgetIsAnsweredFailThenRolledBack)
   use({"ext4", "xfs"});
   Process& sim = start_sim({"backup", "--hold", "0", "--expect", "FREEZE=HV_E_FAIL"});
   StuckWriter stuck(mounts()[0]);  // the FIFREEZE of the ext4 will wait for this write
-  start_agent({.extra = {"--reply-budget", "1s"}});
+  Process& agent = start_agent({.extra = {"--reply-budget", "1s"}});
   // Answered at the deadline while the FIFREEZE is still waiting...
   EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_E_FAIL");
   stuck.release();
@@ -160,21 +171,61 @@ TEST_F(AgentTest, FreezeThatCannotFinishInTheBudgetIsAnsweredFailThenRolledBack)
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_TRUE(all_writable(mounts()));
   EXPECT_FALSE(intent_recorded());
-  std::string log = slurp(agent_log());
-  EXPECT_NE(log.find("the phase did not finish within the reply budget"), std::string::npos);
-  EXPECT_NE(log.find("the freeze finished after its reply deadline: rolling back"), std::string::npos);
+  std::string log = stop_and_read_log(agent);
+  EXPECT_NE(log.find("fsfreeze freeze: timeout"), std::string::npos) << log;
+  EXPECT_NE(log.find("the freeze of fsfreeze finished after its deadline: rolling back"), std::string::npos) << log;
+}
+
+TEST_F(AgentTest, AFilesystemFrozenBySomeoneElseIsLeftFrozenAndOnlyOursAreThawed) {
+  use({"ext4", "xfs", "btrfs"});
+  UniqueFd foreign(open(mounts()[1].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_EQ(ioctl(foreign.get(), FIFREEZE, 0), 0);  // another tool's freeze (fsfreeze -f)
+  Process& sim = start_sim({"backup", "--hold", "0"});
+  Process& agent = start_agent();
+  EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_TRUE(all_writable({mounts()[0], mounts()[2]}));
+  {
+    ProbeWriter probe(mounts()[1]);
+    EXPECT_TRUE(probe.blocks()) << "the agent thawed a freeze it did not make";
+    EXPECT_EQ(ioctl(foreign.get(), FITHAW, 0), 0);
+    EXPECT_TRUE(probe.completes());
+  }
+  EXPECT_NE(stop_and_read_log(agent).find("already frozen by someone else, left alone: " + mounts()[1]),
+            std::string::npos);
+}
+
+TEST_F(AgentTest, AFreezeOutstandingWhenTheChannelIsLostIsNeverAnsweredOnTheNewChannel) {
+  use({"ext4", "xfs"});
+  Process& sim = start_sim({"disconnect-mid-freeze", "--hold-stdin"});
+  StuckWriter stuck(mounts()[0]);  // the agent's FIFREEZE of the ext4 waits for this write
+  Process& agent = start_agent();
+  ASSERT_TRUE(sim.read_until({"\"request\"", "\"FREEZE\""}));
+  ASSERT_TRUE(stuck_in_freeze(agent.pid()));
+  sim.write_stdin("rescind");  // the channel goes while the FREEZE is outstanding
+  ASSERT_TRUE(sim.read_until({"\"registered\""}));
+  stuck.release();  // the freeze completes for a channel that no longer exists
+  sim.write_stdin("backup");
+  // The new channel's requests wait for the old freeze's rollback, and get their own replies.
+  EXPECT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
+  EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);  // the simulator fails on any reply that no request waits for
+  EXPECT_TRUE(all_writable(mounts()));
 }
 
 TEST_F(AgentTest, FreezeWithoutThawIsUndoneByAutoThaw) {
   use({"ext4", "xfs", "btrfs"});
   Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
-  start_agent({.extra = {"--auto-thaw", "1s"}});
+  Process& agent = start_agent({.extra = {"--auto-thaw", "1s"}});
   ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
   auto probes = probes_blocked_on_every_mount();
   for (auto& p : probes) EXPECT_TRUE(p->completes());  // no THAW was ever sent
-  EXPECT_NE(slurp(agent_log()).find("thawing automatically"), std::string::npos);
   sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
+  EXPECT_NE(stop_and_read_log(agent).find("thawing automatically"), std::string::npos);
 }
 
 TEST_F(AgentTest, RestartedAgentThawsWhatAKilledOneLeftFrozen) {
@@ -187,14 +238,14 @@ TEST_F(AgentTest, RestartedAgentThawsWhatAKilledOneLeftFrozen) {
   auto probes = probes_blocked_on_every_mount();  // still frozen after SIGKILL
   ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(intent_recorded());
-  start_agent();
+  Process& second = start_agent();
   for (auto& p : probes) EXPECT_TRUE(p->completes());
   EXPECT_TRUE(sim.read_until({"\"registered\""}));
   EXPECT_FALSE(intent_recorded());
-  EXPECT_NE(slurp(agent_log()).find("a previous agent left filesystems frozen; recovered: thawed 3 filesystem(s)"),
-            std::string::npos);
   sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
+  EXPECT_NE(stop_and_read_log(second).find("fsfreeze: a previous agent left it frozen; recovered: thawed 3 filesystem(s)"),
+            std::string::npos);
 }
 
 TEST_F(AgentTest, ChannelLossWhileFrozenThawsAndReRegisters) {
@@ -230,12 +281,13 @@ TEST_F(AgentTest, LoopFilesystemOnAFrozenFilesystemIsFrozenFirstAndThawedLast) {
   use({"ext4"});
   Scratch inner({"xfs"}, mounts()[0]);
   Process& sim = start_sim({"backup", "--hold", "0"});
-  start_agent({.only = std::vector<std::string>{mounts()[0], inner.mounts()[0]}});
+  Process& agent = start_agent({.only = std::vector<std::string>{mounts()[0], inner.mounts()[0]}});
   EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
   EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
   EXPECT_EQ(sim.wait(), 0);
-  EXPECT_NE(slurp(agent_log()).find("froze 2 filesystem(s): " + inner.mounts()[0] + ", " + mounts()[0]),
-            std::string::npos);
+  std::string log = stop_and_read_log(agent);
+  EXPECT_NE(log.find("froze 2 filesystem(s): " + inner.mounts()[0] + ", " + mounts()[0]), std::string::npos) << log;
+  EXPECT_NE(log.find("thawed 2 filesystem(s): " + mounts()[0] + ", " + inner.mounts()[0]), std::string::npos) << log;
 }
 
 TEST_F(AgentTest, SysfsNamesTheImageBehindALoopMountedFilesystem) {
@@ -342,9 +394,9 @@ TEST_F(AgentTest, AllowListNamingANonMountFreezesNothing) {
   fs::create_directory(dir() + "/not-a-mount");
   Process& sim =
       start_sim({"backup", "--hold", "0", "--expect", "HOT_BACKUP=HV_E_FAIL", "--expect", "FREEZE=HV_E_FAIL"});
-  start_agent({.only = std::vector<std::string>{dir() + "/not-a-mount"}});
+  Process& agent = start_agent({.only = std::vector<std::string>{dir() + "/not-a-mount"}});
   EXPECT_EQ(sim.wait(), 0);
-  EXPECT_NE(slurp(agent_log()).find("not-a-mount, which is not a visible mount point"), std::string::npos);
+  EXPECT_NE(stop_and_read_log(agent).find("not-a-mount, which is not a visible mount point"), std::string::npos);
   EXPECT_FALSE(intent_recorded());
 }
 

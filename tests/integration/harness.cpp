@@ -44,14 +44,16 @@ std::string read_proc(const std::string& path) {
 // Blocked by a freeze: asleep uninterruptibly on the superblock's freeze lock (a per-cpu
 // rw-semaphore), not merely waiting for a disk read; where the kernel hides stacks, the D
 // state alone has to do.
-bool blocked_by_freeze(pid_t tid) {
-  std::string task = "/proc/self/task/" + std::to_string(tid);
+// A task (/proc/PID/task/TID) asleep uninterruptibly with `function` on its kernel stack.
+bool asleep_in(const std::string& task, std::string_view function) {
   std::string stat = read_proc(task + "/stat");
   auto paren = stat.rfind(')');
   if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'D') return false;
   static const bool stacks_visible = !read_proc("/proc/self/stack").empty();
-  return !stacks_visible || read_proc(task + "/stack").find("percpu_rwsem") != std::string::npos;
+  return !stacks_visible || read_proc(task + "/stack").find(function) != std::string::npos;
 }
+
+bool blocked_by_freeze(pid_t tid) { return asleep_in("/proc/self/task/" + std::to_string(tid), "percpu_rwsem"); }
 
 // A scratch root of this process's own: made on first use, removed at exit (if the tests left
 // it empty, as they do).
@@ -254,6 +256,19 @@ void StuckWriter::release() {
 StuckWriter::~StuckWriter() {
   release();
   munmap(page_, page_size_);
+}
+
+bool stuck_in_freeze(pid_t pid) {
+  auto until = Clock::now() + kPatience;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  while (Clock::now() < until) {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec))
+      if (asleep_in(task.path(), "freeze_super")) return true;
+    if (ec) return false;  // the process is gone
+    std::this_thread::yield();
+  }
+  return false;
 }
 
 bool all_writable(const std::vector<std::string>& mounts) {

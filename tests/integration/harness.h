@@ -106,6 +106,9 @@ class StuckWriter {
   std::thread thread_;
 };
 
+// True once a thread of process `pid` waits inside a FIFREEZE (freeze_super), within kPatience.
+bool stuck_in_freeze(pid_t pid);
+
 // True if every probe's write completes straight away (nothing is frozen).
 bool all_writable(const std::vector<std::string>& mounts);
 

@@ -25,6 +25,12 @@ class Runner {
 
   void request(Op op) { send(request_frame(static_cast<uint8_t>(op)), std::string(op_name(static_cast<uint8_t>(op)))); }
   void raw(const std::vector<std::byte>& frame, const std::string& label) { send(frame, label, "HV_E_FAIL"); }
+  // Queues a request whose reply the scenario does not wait for.
+  bool queue(Op op) {
+    if (device_.queue(request_frame(static_cast<uint8_t>(op)), op_name(static_cast<uint8_t>(op)))) return true;
+    fail("no_daemon", "no daemon registered to queue the request to");
+    return false;
+  }
 
   void backup() {
     request(Op::HotBackup);
@@ -120,6 +126,9 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
       {"disconnect-while-frozen",
        "FREEZE, then the driver goes away; the daemon must thaw and re-register; "
        "hold, then HOT_BACKUP and THAW"},
+      {"disconnect-mid-freeze",
+       "FREEZE, and while it is outstanding (hold) the driver goes away; the daemon must re-register, "
+       "never answer that FREEZE on the new channel, and (after a hold) complete a backup"},
       {"fake-hibernate-thaw",
        "FREEZE, then hibernation's fake THAW (reply rejected); the daemon must thaw, "
        "re-register, and complete a backup"},
@@ -165,6 +174,16 @@ int run_scenario(const Options& options, Timeline& timeline) {
       run.hold();
       run.request(Op::HotBackup);
       run.request(Op::Thaw);
+    }
+  } else if (name == "disconnect-mid-freeze") {
+    run.request(Op::HotBackup);
+    if (run.queue(Op::Freeze)) {
+      run.hold();
+      device.drop_daemon("simulated channel rescind while the FREEZE is outstanding");
+      if (run.wait_for_daemon(true)) {
+        run.hold();
+        run.backup();
+      }
     }
   } else if (name == "fake-hibernate-thaw") {
     run.request(Op::HotBackup);

@@ -63,6 +63,8 @@ void KernelDevice::close_client(std::string_view why, std::string_view event) {
 }
 
 void KernelDevice::drop_daemon(std::string_view why) {
+  if (awaiting_reply_)
+    timeline_.event("request_failed", {{"reason", Timeline::str("the device was reset: the host got HV_E_FAIL")}});
   awaiting_reply_ = false;
   close_client(why, "device_destroyed");
 }
@@ -166,18 +168,23 @@ void KernelDevice::drain_client() {
   }
 }
 
+bool KernelDevice::queue(const std::vector<std::byte>& frame, std::string_view op) {
+  drain_client();  // a frame written before this request cannot be its reply
+  if (!registered_) return false;
+  timeline_.event("request", {{"op", Timeline::str(op)}, {"bytes", std::to_string(frame.size())}});
+  send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
+  awaiting_reply_ = true;
+  return true;
+}
+
 Exchange KernelDevice::transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout) {
   Exchange exchange;
-  drain_client();  // a frame written before this request cannot be its reply
-  if (!registered_) {
+  auto sent = Clock::now();
+  if (!queue(frame, op)) {
     // No daemon: the kernel answers HV_E_FAIL itself.
     exchange.status = static_cast<uint32_t>(HvStatus::Fail);
     return exchange;
   }
-  timeline_.event("request", {{"op", Timeline::str(op)}, {"bytes", std::to_string(frame.size())}});
-  auto sent = Clock::now();
-  send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
-  awaiting_reply_ = true;
   if (!pump(sent + timeout, Wait::Reply, &exchange, sent) && awaiting_reply_) {
     // "VSS: timeout waiting for daemon to reply": the host gets HV_E_FAIL, state READY.
     awaiting_reply_ = false;

@@ -37,6 +37,8 @@ class KernelDevice {
   // have happened since the start; registrations() + 1 waits for a daemon to register anew.
   bool wait_for_daemon(Clock::duration timeout, uint64_t count = 1);
   uint64_t registrations() const { return registrations_; }
+  // Queues one request without waiting for its reply; false when no daemon is registered.
+  bool queue(const std::vector<std::byte>& frame, std::string_view op);
   // Queues one request and waits for the reply or the kernel's timeout. Frames that were
   // already waiting are judged first, as writes made while no request was queued.
   Exchange transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout);
