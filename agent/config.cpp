@@ -167,13 +167,16 @@ struct Parse {
   }
 };
 
-// Empty: the way to mask a configuration file, as in systemd.
+// /dev/null reads as an empty configuration: the way to mask a file, as in systemd.
 bool is_dev_null(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3); }
+
+Status too_large(const std::string& path) {
+  return Status::errorf("{}: larger than {} MiB", path, kMaxConfigFileBytes >> 20);
+}
 
 Status check_readable(const std::string& path, const struct stat& st) {
   if (!S_ISREG(st.st_mode)) return Status::errorf("{}: not a regular file", path);
-  if (static_cast<uintmax_t>(st.st_size) > kMaxConfigFileBytes)
-    return Status::errorf("{}: larger than {} MiB", path, kMaxConfigFileBytes >> 20);
+  if (static_cast<uintmax_t>(st.st_size) > kMaxConfigFileBytes) return too_large(path);
   return {};
 }
 
@@ -198,8 +201,7 @@ Status read_config_text(const std::string& path, std::string* text) {
     if (n < 0) return Status::from_errno(errno, path);
     if (n == 0) break;
     text->append(chunk.data(), static_cast<size_t>(n));
-    if (text->size() > kMaxConfigFileBytes)  // it grew since fstat()
-      return Status::errorf("{}: larger than {} MiB", path, kMaxConfigFileBytes >> 20);
+    if (text->size() > kMaxConfigFileBytes) return too_large(path);  // it grew since fstat()
   }
   if (text->find('\0') != std::string::npos) return Status::errorf("{}: contains a NUL byte", path);
   return {};

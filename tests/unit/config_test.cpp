@@ -51,6 +51,7 @@ class Config : public ::testing::Test {
   std::optional<int> configure_with(std::vector<std::string> args, std::string* err = nullptr) {
     args.insert(args.begin(), "hv-vss-agent");
     std::vector<char*> argv;
+    argv.reserve(args.size());
     for (auto& arg : args) argv.push_back(arg.data());
     CommandLineInfo info{.program = "hv-vss-agent",
                          .description = "test",

@@ -33,6 +33,9 @@ int run(int argc, char** argv) {
   app.add_option("--timeout", options.timeout_sec, "Kernel timeout for HOT_BACKUP and THAW")->default_val(30.0);
   app.add_option("--wait-daemon", options.wait_daemon_sec, "Seconds to wait for a daemon to register")
       ->default_val(10.0);
+  app.add_option("--linger", options.linger_sec,
+                 "Seconds to keep serving the device after the scenario; a write then (a second reply) fails it")
+      ->default_val(0.1);
   app.add_option("--expect", expect, "Expected status for an operation, e.g. FREEZE=HV_E_FAIL (default HV_S_OK)");
   app.set_version_flag("--version", std::string("hv-vss-sim ") + HV_VSS_VERSION);
   try {
