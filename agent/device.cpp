@@ -131,7 +131,8 @@ Status Device::write(const Frame& frame) {
   ssize_t n = retry_eintr([&] { return send_frame(frame); });
   if (n == static_cast<ssize_t>(frame.size())) return {};
   if (n < 0 && errno == EINVAL)
-    return Status::error("the kernel rejected the reply (EINVAL): it no longer waits for one (timeout or hibernation THAW)");
+    return Status::error(
+        "the kernel rejected the reply (EINVAL): it no longer waits for one (timeout or hibernation THAW)");
   return n < 0 ? Status::from_errno(errno, "write failed") : Status::errorf("short write of {} bytes", n);
 }
 

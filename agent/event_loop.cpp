@@ -14,9 +14,9 @@ Timer::~Timer() { sd_event_source_disable_unref(source_); }
 
 Status Timer::arm(Clock::time_point at) {
   constexpr uint64_t kAccuracyUsec = 1000;
-  int r = source_ ? sd_event_source_set_time(source_, to_usec(at))
-                  : sd_event_add_time(loop_, &source_, CLOCK_MONOTONIC, to_usec(at), kAccuracyUsec, &Timer::on_time,
-                                      this);
+  int r = source_
+              ? sd_event_source_set_time(source_, to_usec(at))
+              : sd_event_add_time(loop_, &source_, CLOCK_MONOTONIC, to_usec(at), kAccuracyUsec, &Timer::on_time, this);
   if (r >= 0) r = sd_event_source_set_enabled(source_, SD_EVENT_ONESHOT);
   if (r < 0) {
     due_.reset();
@@ -64,7 +64,7 @@ Status post(sd_event* loop, std::function<void()> fn) {
     sd_event_source_disable_unref(posted->source);
     return Status::from_errno(-r, "cannot schedule work on the event loop");
   }
-  posted.release();  // owned by the source from here on
+  (void)posted.release();  // owned by the source from here on: destroy_posted deletes it
   return {};
 }
 

@@ -16,7 +16,7 @@ namespace hvvss {
 class IntentRecord {
  public:
   // A record larger than this is not one the agent wrote.
-  static constexpr size_t kMaxBytes = 64 * 1024;
+  static constexpr size_t kMaxBytes = size_t{64} * 1024;
 
   explicit IntentRecord(std::filesystem::path dir) : dir_(std::move(dir)) {}
 

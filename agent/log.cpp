@@ -9,6 +9,7 @@
 #include <array>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -65,7 +66,8 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
     }
     iovec iov[5];
     for (size_t i = 0; i < n; ++i) iov[i] = {fields[i].data(), fields[i].size()};
-    sd_journal_sendv(iov, static_cast<int>(n));
+    if (int r = sd_journal_sendv(iov, static_cast<int>(n)); r < 0)
+      fmt::print(stderr, "hv-vss-agent: journald did not take a line ({}): {}\n", std::strerror(-r), text);
   }
   void flush_() override {}
 };

@@ -1,7 +1,7 @@
 #include "agent/manager.h"
 
-#include <systemd/sd-daemon.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 namespace hvvss {
 
@@ -11,6 +11,7 @@ constexpr std::chrono::milliseconds kMaxBackoff{5000};
 
 std::vector<Participant*> pointers(const std::vector<std::unique_ptr<Participant>>& participants) {
   std::vector<Participant*> out;
+  out.reserve(participants.size());
   for (const auto& p : participants) out.push_back(p.get());
   return out;
 }
@@ -165,8 +166,8 @@ void Manager::notify(const std::string& text) {
 }
 
 void Manager::request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration, bool) {
-  notify(fmt::format("STATUS=Last request {} answered {}; {}", op_name(at.op), status_name(status),
-                     state_name(at.state)));
+  notify(
+      fmt::format("STATUS=Last request {} answered {}; {}", op_name(at.op), status_name(status), state_name(at.state)));
 }
 
 }  // namespace hvvss

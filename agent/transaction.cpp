@@ -94,8 +94,8 @@ void TransactionEngine::set_state(State state) {
 }
 
 void TransactionEngine::handle(uint8_t op, ReplyFn reply) {
-  std::string_view refused = awaiting_  ? "a request is already pending"
-                             : stopping_ ? "the agent is stopping"
+  std::string_view refused = awaiting_                ? "a request is already pending"
+                             : stopping_              ? "the agent is stopping"
                              : !is_transaction_op(op) ? "unsupported operation"
                                                       : "";
   if (!refused.empty()) {
@@ -255,8 +255,9 @@ void TransactionEngine::on_call_timeout() {
   phase_->call = 0;
   Member& m = members_[index];  // stays in flight until its Done comes
   if (m.action == Action::Freeze) m.participant->abort(Txn{txn_});
-  record(index, {Result::Timeout, fmt::format("did not finish within its deadline ({:.0f} ms)", ms(Clock::now() - m.started)),
-                 Clock::now() - m.started});
+  record(index,
+         {Result::Timeout, fmt::format("did not finish within its deadline ({:.0f} ms)", ms(Clock::now() - m.started)),
+          Clock::now() - m.started});
   step();
 }
 
@@ -269,10 +270,10 @@ void TransactionEngine::record(size_t index, Outcome outcome) {
   // A thaw always tries everything; trying it again would not help.
   if (phase.action == Action::Thaw) m.frozen = false;
   notify([&](EngineObserver& o) { o.participant_finished(context(), m.participant->name(), phase.action, outcome); });
-  std::string said = outcome.detail.empty() ? std::string()
-                                            : fmt::format("{}: {}{}", m.participant->name(),
-                                                          outcome.result == Result::Skipped ? "skipped: " : "",
-                                                          outcome.detail);
+  std::string said = outcome.detail.empty()
+                         ? std::string()
+                         : fmt::format("{}: {}{}", m.participant->name(),
+                                       outcome.result == Result::Skipped ? "skipped: " : "", outcome.detail);
   append(phase.detail, said);
   if (!veto) return;
   phase.vetoed = true;

@@ -46,11 +46,10 @@ class EngineObserver {
   virtual ~EngineObserver() = default;
   virtual void request_received(const EventContext&) {}
   virtual void state_changed(const EventContext&) {}
-  virtual void participant_finished(const EventContext&, std::string_view /*participant*/, Action,
-                                    const Outcome&) {}
+  virtual void participant_finished(const EventContext&, std::string_view /*participant*/, Action, const Outcome&) {}
   // `delivered` is false when the channel did not take the reply.
-  virtual void request_answered(const EventContext&, HvStatus, std::string_view /*detail*/,
-                                Clock::duration /*took*/, bool /*delivered*/) {}
+  virtual void request_answered(const EventContext&, HvStatus, std::string_view /*detail*/, Clock::duration /*took*/,
+                                bool /*delivered*/) {}
   // A transaction ended (after THAW, a veto, a rollback or an automatic thaw); `status` is
   // HV_S_OK only if every reply was and nothing was thawed behind the host's back.
   virtual void transaction_finished(const EventContext&, HvStatus, Clock::duration /*took*/) {}

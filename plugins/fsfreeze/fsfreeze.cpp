@@ -141,6 +141,7 @@ Outcome FsFreeze::freeze(Deadline deadline, const std::atomic<bool>& aborted) {
   // The reply's text is ready before the first FIFREEZE, so that nothing but the reply follows
   // the last one.
   std::vector<std::string> names;
+  names.reserve(held.size());
   for (const auto& h : held) names.push_back(h.mount_point);
   std::string flushed = passes > 0 ? fmt::format("; flushed first ({} syncfs pass(es))", passes) : "";
   std::string detail = fmt::format("froze {} filesystem(s): {}{}{}", names.size(), join(names), skipped, flushed);

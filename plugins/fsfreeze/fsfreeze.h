@@ -5,8 +5,8 @@
 // block in syscalls, so the daemon runs it through BlockingParticipant.
 #pragma once
 
-#include "agent/intent.h"
 #include "agent/blocking.h"
+#include "agent/intent.h"
 #include "agent/unique_fd.h"
 #include "plugins/fsfreeze/targets.h"
 

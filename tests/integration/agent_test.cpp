@@ -244,8 +244,9 @@ TEST_F(AgentTest, RestartedAgentThawsWhatAKilledOneLeftFrozen) {
   EXPECT_FALSE(intent_recorded());
   sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
-  EXPECT_NE(stop_and_read_log(second).find("fsfreeze: a previous agent left it frozen; recovered: thawed 3 filesystem(s)"),
-            std::string::npos);
+  EXPECT_NE(
+      stop_and_read_log(second).find("fsfreeze: a previous agent left it frozen; recovered: thawed 3 filesystem(s)"),
+      std::string::npos);
 }
 
 TEST_F(AgentTest, ChannelLossWhileFrozenThawsAndReRegisters) {

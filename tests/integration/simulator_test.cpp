@@ -42,8 +42,7 @@ TEST_P(SimulatorTest, FailsADaemonThatAnswersOneRequestTwiceAndPassesOneThatAnsw
   std::string dir = Scratch::root() + "/sim-" + std::to_string(getpid()) + "-" + std::to_string(copies);
   std::filesystem::create_directories(dir);
   {
-    Process sim({sim_bin(), "--socket", dir + "/sock", "backup", "--hold", "0", "--linger", "1"},
-                dir + "/sim.err");
+    Process sim({sim_bin(), "--socket", dir + "/sock", "backup", "--hold", "0", "--linger", "1"}, dir + "/sim.err");
     ASSERT_TRUE(sim.read_until({"\"listening\""}));
     fake_daemon(dir + "/sock", copies);
     std::string timeline;

@@ -26,7 +26,9 @@ class Scripted final : public Participant {
   void freeze(Txn, Deadline deadline, Done done) override { call(Action::Freeze, deadline, std::move(done)); }
   void thaw(Txn, Deadline deadline, Done done) override { call(Action::Thaw, deadline, std::move(done)); }
   void abort(Txn) override { journal_.push_back(name_ + ".abort"); }
-  void recover(Done done) override { ASSERT_TRUE(post(loop_, [done] { done(Outcome::success()); })); }
+  void recover(Done done) override {
+    ASSERT_TRUE(post(loop_, [done] { done(Outcome::success()); }));
+  }
 
   // Completes a held call with its scripted outcome, or with `result` if given.
   void release(Action action, std::optional<Result> result = std::nullopt) {
@@ -74,7 +76,8 @@ class Recorder final : public EngineObserver {
   }
   void request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration,
                         bool delivered) override {
-    events.push_back(fmt::format("answered {} {}{}", op_name(at.op), status_name(status), delivered ? "" : " undelivered"));
+    events.push_back(
+        fmt::format("answered {} {}{}", op_name(at.op), status_name(status), delivered ? "" : " undelivered"));
   }
   void transaction_finished(const EventContext& at, HvStatus status, Clock::duration) override {
     events.push_back(fmt::format("transaction {} finished {}", at.txn, status_name(status)));
@@ -127,7 +130,8 @@ class Engine : public ::testing::Test {
     size_t slot = replies_.size() - 1;
     EXPECT_TRUE(run_until([&] { return answered(slot); }));
     drain();
-    EXPECT_EQ(replies_[slot].size(), 1u) << "request " << op_name(static_cast<uint8_t>(op)) << " answered more than once";
+    EXPECT_EQ(replies_[slot].size(), 1u) << "request " << op_name(static_cast<uint8_t>(op))
+                                         << " answered more than once";
     return replies_[slot].empty() ? HvStatus::InvalidArg : replies_[slot].front();
   }
 
@@ -311,7 +315,7 @@ TEST_F(Engine, AutoThawThatComesDueDuringAnotherPhaseRunsAfterIt) {
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
   send(Op::HotBackup);
   ASSERT_TRUE(run_until([&] { return !engine_->auto_thaw_due(); }));  // it came due...
-  EXPECT_TRUE(engine_->frozen());                                      // ...while a's check runs
+  EXPECT_TRUE(engine_->frozen());                                     // ...while a's check runs
   a_.release(Action::Check);
   ASSERT_TRUE(run_until([&] { return answered(1) && !engine_->frozen(); }));
   EXPECT_EQ(journal_.back(), "a.thaw");

@@ -20,7 +20,7 @@ struct Options {
   double freeze_timeout_sec = 900.0;  // VSS_FREEZE_TIMEOUT
   double timeout_sec = 30.0;          // HV_UTIL_TIMEOUT, for THAW and HOT_BACKUP
   double wait_daemon_sec = 10.0;
-  double linger_sec = 0.1;  // the device is served this long after the scenario
+  double linger_sec = 0.1;                    // the device is served this long after the scenario
   std::map<std::string, std::string> expect;  // op name -> status name
 };
 
