@@ -35,15 +35,14 @@ void BlockingParticipant::check(Txn, Deadline deadline, Done done) {
 }
 
 void BlockingParticipant::freeze(Txn, Deadline deadline, Done done) {
-  aborted_ = false;
-  run([this, deadline] { return impl_->freeze(deadline, aborted_); }, std::move(done));
+  run([this, deadline] { return impl_->freeze(deadline); }, std::move(done));
 }
 
 void BlockingParticipant::thaw(Txn, Deadline deadline, Done done) {
   run([this, deadline] { return impl_->thaw(deadline); }, std::move(done));
 }
 
-void BlockingParticipant::abort(Txn) { aborted_ = true; }
+void BlockingParticipant::abort(Txn) { impl_->abort(); }
 
 void BlockingParticipant::recover(Done done) {
   run([this] { return impl_->recover(); }, std::move(done));

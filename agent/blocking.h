@@ -1,14 +1,14 @@
 // The blocking adapter: a participant whose work is syscalls that may block (fsfreeze's syncfs,
 // FIFREEZE and FITHAW) implements SyncParticipant, and BlockingParticipant runs each call on a
-// worker thread of its own, delivering the Outcome back on the loop. abort() raises a flag the
-// running freeze can see between its steps; the engine never waits on the worker.
+// worker thread of its own, delivering the Outcome back on the loop. abort() is passed straight
+// to the participant from the loop thread, while its freeze may still block on the worker; the
+// engine never waits on the worker.
 #pragma once
 
 #include "agent/participant.h"
 #include "agent/status.h"
 #include "agent/worker.h"
 
-#include <atomic>
 #include <memory>
 
 namespace hvvss {
@@ -18,10 +18,13 @@ class SyncParticipant {
   virtual ~SyncParticipant() = default;
   virtual std::string_view name() const = 0;
   virtual Outcome check(Deadline deadline) = 0;
-  // Stops early, leaving its part thawed, once `aborted` is set.
-  virtual Outcome freeze(Deadline deadline, const std::atomic<bool>& aborted) = 0;
+  virtual Outcome freeze(Deadline deadline) = 0;
   virtual Outcome thaw(Deadline deadline) = 0;
   virtual Outcome recover() = 0;
+  // Called on the loop thread while freeze() may block on the worker: undo what is frozen as
+  // soon as possible, on a thread of the participant's own if need be, and make the running
+  // freeze stop and leave its part thawed. Must not block.
+  virtual void abort() = 0;
 };
 
 class BlockingParticipant final : public Participant {
@@ -49,7 +52,6 @@ class BlockingParticipant final : public Participant {
   Policy policy_;
   Layer layer_;
   std::unique_ptr<Worker> worker_;
-  std::atomic<bool> aborted_{false};
 };
 
 }  // namespace hvvss

@@ -18,48 +18,50 @@ Status make_dir(const std::filesystem::path& dir) {
 }
 }  // namespace
 
-Status IntentRecord::write(const std::vector<std::string>& lines) const {
+Status IntentRecord::add(const Entry& entry) const {
   if (Status s = make_dir(dir_); !s) return s;
-  std::string text;
-  for (const auto& line : lines) text += line + "\n";
-  auto tmp = dir_ / "intent.tmp";
-  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return Status::from_errno(errno, fmt::format("cannot create {}", tmp.string()));
+  auto path = dir_ / entry.dev;
+  std::string text = entry.mount_point + "\n";
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return Status::from_errno(errno, fmt::format("cannot create {}", path.string()));
   ssize_t n = ::write(fd.get(), text.data(), text.size());
-  if (n != static_cast<ssize_t>(text.size()))
-    return Status::from_errno(n < 0 ? errno : ENOSPC, fmt::format("cannot write {}", tmp.string()));
-  if (rename(tmp.c_str(), path().c_str()) != 0)
-    return Status::from_errno(errno, fmt::format("cannot rename {} to {}", tmp.string(), path().string()));
-  return {};
-}
-
-Status IntentRecord::read(std::vector<std::string>* lines) const {
-  lines->clear();
-  // O_NONBLOCK: a FIFO planted there must not hang the start-up.
-  UniqueFd fd(open(path().c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
-  if (!fd && errno == ENOENT) return {};
-  if (!fd) return Status::from_errno(errno, fmt::format("cannot open {}", path().string()));
-  struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return Status::from_errno(errno, fmt::format("cannot stat {}", path().string()));
-  if (!S_ISREG(st.st_mode)) return Status::errorf("{} is not a regular file", path().string());
-  if (static_cast<size_t>(st.st_size) > kMaxBytes)
-    return Status::errorf("{} is larger than {} KiB: not a record this agent wrote", path().string(), kMaxBytes / 1024);
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  ssize_t n = pread(fd.get(), text.data(), text.size(), 0);
-  if (n < 0) return Status::from_errno(errno, fmt::format("cannot read {}", path().string()));
-  text.resize(static_cast<size_t>(n));
-  for (size_t start = 0; start < text.size();) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    if (nl > start) lines->push_back(text.substr(start, nl - start));
-    start = nl + 1;
+  if (n != static_cast<ssize_t>(text.size())) {
+    int err = n < 0 ? errno : ENOSPC;
+    unlink(path.c_str());
+    return Status::from_errno(err, fmt::format("cannot write {}", path.string()));
   }
   return {};
 }
 
-void IntentRecord::clear() const {
+void IntentRecord::remove(const std::string& dev) const { unlink((dir_ / dev).c_str()); }
+
+Status IntentRecord::read(std::vector<Entry>* entries) const {
+  entries->clear();
   std::error_code ec;
-  std::filesystem::remove(path(), ec);
+  std::filesystem::directory_iterator it(dir_, ec);
+  if (ec == std::errc::no_such_file_or_directory) return {};
+  if (ec) return Status::from_errno(ec.value(), fmt::format("cannot read {}", dir_.string()));
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (entries->size() == kMaxEntries)
+      return Status::errorf("{} holds more than {} entries: not a record this agent wrote", dir_.string(), kMaxEntries);
+    auto path = it->path();
+    // O_NONBLOCK: a FIFO planted there must not hang the start-up.
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
+    if (!fd) return Status::from_errno(errno, fmt::format("cannot open {}", path.string()));
+    struct stat st {};
+    if (fstat(fd.get(), &st) != 0) return Status::from_errno(errno, fmt::format("cannot stat {}", path.string()));
+    if (!S_ISREG(st.st_mode)) return Status::errorf("{} is not a regular file", path.string());
+    if (static_cast<size_t>(st.st_size) > kMaxEntryBytes)
+      return Status::errorf("{} is larger than {} bytes: not a record this agent wrote", path.string(), kMaxEntryBytes);
+    std::string text(static_cast<size_t>(st.st_size), '\0');
+    ssize_t n = pread(fd.get(), text.data(), text.size(), 0);
+    if (n < 0) return Status::from_errno(errno, fmt::format("cannot read {}", path.string()));
+    text.resize(static_cast<size_t>(n));
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    entries->push_back({path.filename().string(), text});
+  }
+  if (ec) return Status::from_errno(ec.value(), fmt::format("cannot read {}", dir_.string()));
+  return {};
 }
 
 Status RuntimeLock::acquire(const std::filesystem::path& dir) {

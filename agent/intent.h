@@ -1,7 +1,10 @@
-// The intent record: a small file in the runtime directory (/run/hv-vss-agent/intent, tmpfs)
-// that names what the agent is about to freeze. It is written before the first FIFREEZE and
-// removed after the last FITHAW, so an agent that starts and finds it knows its predecessor
-// died with filesystems frozen, and thaws them before it does anything else.
+// The intent record: one small file per filesystem the agent is about to freeze, in the runtime
+// directory (/run/hv-vss-agent/intent/MAJOR:MINOR, tmpfs), holding its mount point. An entry is
+// created before that filesystem's FIFREEZE (no entry, no freeze) and removed once it is thawed,
+// or at once if it turned out to be frozen by someone else. Removing is an unlink, which needs no
+// space, so a full runtime directory can never leave a foreign freeze named in the record. An agent
+// that starts and finds entries knows its predecessor died with them frozen, and thaws them
+// before it does anything else.
 #pragma once
 
 #include "agent/status.h"
@@ -15,18 +18,26 @@ namespace hvvss {
 
 class IntentRecord {
  public:
-  // A record larger than this is not one the agent wrote.
-  static constexpr size_t kMaxBytes = size_t{64} * 1024;
+  // More entries than this, or a larger entry, are not a record this agent wrote.
+  static constexpr size_t kMaxEntries = 4096;
+  static constexpr size_t kMaxEntryBytes = 4096;
 
-  explicit IntentRecord(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  struct Entry {
+    std::string dev;          // "major:minor", the superblock
+    std::string mount_point;  // where it was frozen through
+  };
 
-  // Replaces the record with `lines` atomically (write + rename).
-  Status write(const std::vector<std::string>& lines) const;
-  // The lines of the record; none when there is no record. A record that cannot be read (not a
-  // regular file, too large, an I/O error) is an error, never "no record".
-  Status read(std::vector<std::string>* lines) const;
-  void clear() const;
-  std::filesystem::path path() const { return dir_ / "intent"; }
+  // `runtime_dir` holds the record in its subdirectory `intent`.
+  explicit IntentRecord(std::filesystem::path runtime_dir) : dir_(std::move(runtime_dir) / "intent") {}
+
+  // Records that `entry` is about to be frozen; durable (in /run) before it returns.
+  Status add(const Entry& entry) const;
+  // Forgets an entry (it is thawed, or it was never ours).
+  void remove(const std::string& dev) const;
+  // Every entry; none when there is no record. An entry that cannot be read (not a regular file,
+  // too large, too many of them, an I/O error) is an error, never "no record".
+  Status read(std::vector<Entry>* entries) const;
+  const std::filesystem::path& dir() const { return dir_; }
 
  private:
   std::filesystem::path dir_;

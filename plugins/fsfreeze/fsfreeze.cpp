@@ -10,6 +10,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <system_error>
 #include <thread>
 
 namespace hvvss::fsfreeze {
@@ -37,18 +41,24 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
-// Runs job(0..n-1), on n threads once there are enough jobs to pay for starting them.
+// Runs job(0..n-1), on n threads once there are enough jobs to pay for starting them. A thread
+// that cannot be started (the pids cgroup or TasksMax= is full) leaves its job, and the ones after
+// it, to this thread.
 template <typename Job>
 void for_each_parallel(size_t n, const Job& job) {
   constexpr size_t kMinParallel = 4;
-  if (n < kMinParallel) {
-    for (size_t i = 0; i < n; ++i) job(i);
-    return;
-  }
   std::vector<std::jthread> threads;
-  threads.reserve(n - 1);
-  for (size_t i = 1; i < n; ++i) threads.emplace_back([&job, i] { job(i); });
-  job(0);
+  size_t started = 1;  // jobs [1, started) run on threads of their own
+  if (n >= kMinParallel) {
+    threads.reserve(n - 1);
+    try {
+      for (; started < n; ++started) threads.emplace_back([&job, i = started] { job(i); });
+    } catch (const std::system_error& e) {
+      spdlog::warn("fsfreeze: cannot start a thread ({}): going on in sequence", e.what());
+    }
+  }
+  for (size_t i = 0; i < n; ++i)
+    if (i == 0 || i >= started) job(i);
 }
 
 // Dirty and under-writeback page cache of the whole system, in KiB (0 if unknown).
@@ -75,6 +85,12 @@ std::string skipped_text(const Plan& plan) {
 FsFreeze::FsFreeze(Settings settings, IntentRecord intent, LoopBackingFiles backing)
     : settings_(std::move(settings)), intent_(std::move(intent)), backing_(std::move(backing)) {}
 
+FsFreeze::~FsFreeze() { join_rescue(); }
+
+void FsFreeze::join_rescue() {
+  if (rescue_.joinable()) rescue_.join();
+}
+
 // The mount table is read every time; planning (sysfs walks included) is redone only when the
 // table changed since the last call, typically HOT_BACKUP just before FREEZE.
 Status FsFreeze::plan(Plan* plan) {
@@ -84,11 +100,42 @@ Status FsFreeze::plan(Plan* plan) {
     std::vector<MountEntry> mounts;
     if (Status s = parse_mountinfo(text, &mounts); !s) return s.prefixed(settings_.mountinfo_path);
     cached_plan_ = plan_targets(mounts, settings_.filters, backing_);
+    cached_mounts_ = std::move(mounts);
     cached_mountinfo_ = std::move(text);
   }
-  if (!cached_plan_.errors.empty()) return Status::error(join(cached_plan_.errors));
   *plan = cached_plan_;
+  if (Status s = check_runtime_dir(cached_plan_, cached_mounts_); !s) return s;
+  if (!cached_plan_.errors.empty()) return Status::error(join(cached_plan_.errors));
   return {};
+}
+
+// The mount holding the runtime directory is found by its mount id (statx), which, unlike
+// st_dev, names the superblock's device on btrfs too.
+Status FsFreeze::check_runtime_dir(const Plan& plan, const std::vector<MountEntry>& mounts) const {
+  std::filesystem::path runtime_dir = intent_.dir().parent_path();
+  // Where it is, or will be created: its nearest existing ancestor.
+  std::filesystem::path at = runtime_dir;
+  struct statx stx {};
+  while (statx(AT_FDCWD, at.c_str(), 0, STATX_MNT_ID, &stx) != 0 && errno == ENOENT && at.has_relative_path())
+    at = at.parent_path();
+  if (!(stx.stx_mask & STATX_MNT_ID)) return {};  // a kernel older than 5.8: nothing to compare
+  auto holder = std::find_if(mounts.begin(), mounts.end(),
+                             [&](const MountEntry& m) { return static_cast<uint64_t>(m.mount_id) == stx.stx_mnt_id; });
+  if (holder == mounts.end()) return {};
+  for (const auto& t : plan.targets)
+    if (t.mount.dev() == holder->dev())
+      return Status::errorf(
+          "the runtime directory {} is on {}, a filesystem this agent freezes: the intent record could not be "
+          "written while it is frozen; set RuntimeDirectory= (--runtime-dir) to a directory on tmpfs such as /run",
+          runtime_dir.string(), t.mount.mount_point);
+  return {};
+}
+
+Status FsFreeze::validate() {
+  Plan plan;
+  // Only the runtime directory's place is fatal at start-up: an allow-listed mount may appear later.
+  if (Status s = this->plan(&plan); !s && cached_mountinfo_.empty()) return s;
+  return check_runtime_dir(cached_plan_, cached_mounts_);
 }
 
 Status FsFreeze::open_targets(const Plan& plan, std::vector<Held>* held) {
@@ -102,90 +149,150 @@ Status FsFreeze::open_targets(const Plan& plan, std::vector<Held>* held) {
 }
 
 Outcome FsFreeze::check(Deadline) {
+  join_rescue();
   Plan plan;
   std::vector<Held> held;
   Status s = this->plan(&plan);
   if (s) s = open_targets(plan, &held);
   if (!s) return Outcome::failure(s.message());
   std::vector<std::string> names;
+  names.reserve(plan.targets.size());
   for (const auto& t : plan.targets) names.push_back(fmt::format("{} ({})", t.mount.mount_point, t.mount.fstype));
   return Outcome::success(
       fmt::format("would freeze {} filesystem(s): {}{}", names.size(), join(names), skipped_text(plan)));
 }
 
-Status FsFreeze::write_intent(const std::vector<Held>& held) const {
-  std::vector<std::string> lines;
-  lines.reserve(held.size());
-  for (const auto& h : held) lines.push_back(h.dev + " " + escape_octal(h.mount_point));
-  return intent_.write(lines).prefixed("intent record");
+// One entry per target, all before the first FIFREEZE; if one cannot be written, nothing is frozen.
+Status FsFreeze::record_intent(const std::vector<Held>& held) const {
+  for (size_t i = 0; i < held.size(); ++i) {
+    if (Status s = intent_.add({held[i].dev, held[i].mount_point}); !s) {
+      for (size_t j = 0; j < i; ++j) intent_.remove(held[j].dev);
+      return s.prefixed("intent record (nothing was frozen)");
+    }
+  }
+  return {};
 }
 
-Outcome FsFreeze::freeze(Deadline deadline, const std::atomic<bool>& aborted) {
-  if (!frozen_.empty()) return Outcome::success("already frozen");
-  Plan plan;
-  std::vector<Held> held;
-  Status s = this->plan(&plan);
-  if (s) s = open_targets(plan, &held);
-  if (!s) return Outcome::failure(s.message());
-  const std::string skipped = skipped_text(plan);
-  if (held.empty()) return Outcome::success("no filesystem to freeze" + skipped);
-  spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held.size(), skipped);
-
-  int passes = 0;
-  if (s = write_intent(held); !s) return Outcome::failure(s.message());
-  if (s = presync(held, deadline, &passes); !s) {
-    intent_.clear();
-    return Outcome::failure(s.message());
-  }
-
-  // The reply's text is ready before the first FIFREEZE, so that nothing but the reply follows
-  // the last one.
-  std::vector<std::string> names;
-  names.reserve(held.size());
-  for (const auto& h : held) names.push_back(h.mount_point);
-  std::string flushed = passes > 0 ? fmt::format("; flushed first ({} syncfs pass(es))", passes) : "";
-  std::string detail = fmt::format("froze {} filesystem(s): {}{}{}", names.size(), join(names), skipped, flushed);
-
-  // Wave by wave; the filesystems of one wave are independent and freeze in parallel.
-  std::string error;
-  std::vector<int> errors(held.size(), 0);
-  std::vector<std::string> foreign;
-  for (size_t begin = 0, end = 0; begin < held.size() && error.empty(); begin = end) {
-    while (end < held.size() && held[end].wave == held[begin].wave) ++end;
-    if (deadline.expired()) {
-      error = fmt::format("deadline reached before freezing {}", held[begin].mount_point);
-      break;
+// FIFREEZE of one target on the thread that runs it. Once frozen it is published as ours (moved
+// into frozen_), unless the freeze was aborted meanwhile: then it is thawed here and now, and
+// stays ours only if that FITHAW fails.
+void FsFreeze::freeze_one(Held& held, int* error) {
+  {
+    std::lock_guard lock(mutex_);
+    if (aborted_) {
+      *error = ECANCELED;
+      return;
     }
-    // The engine's abort is honoured before each FIFREEZE (one that already runs cannot be
-    // interrupted).
-    for_each_parallel(end - begin, [&](size_t i) {
-      if (aborted)
-        errors[begin + i] = ECANCELED;
-      else
-        errors[begin + i] = ioctl(held[begin + i].fd.get(), FIFREEZE, 0) == 0 ? 0 : errno;
+  }
+  *error = ioctl(held.fd.get(), FIFREEZE, 0) == 0 ? 0 : errno;
+  if (*error != 0) return;
+  std::lock_guard lock(mutex_);
+  if (!aborted_) {
+    frozen_.push_back(std::move(held));
+    return;
+  }
+  *error = ECANCELED;
+  if (ioctl(held.fd.get(), FITHAW, 0) == 0) {
+    rescued_ += fmt::format("; {} thawed when its FIFREEZE returned", held.mount_point);
+  } else {
+    rescued_ += fmt::format("; FITHAW {}: {} (still frozen; retried later)", held.mount_point, errno_text(errno));
+    frozen_.push_back(std::move(held));
+  }
+}
+
+Outcome FsFreeze::freeze(Deadline deadline) {
+  join_rescue();
+  {
+    std::lock_guard lock(mutex_);
+    if (!frozen_.empty()) return Outcome::failure("filesystems this agent froze earlier are not thawed yet");
+    freezing_ = true;
+    aborted_ = false;
+    rescued_.clear();
+  }
+  Outcome outcome = [&] {
+    Plan plan;
+    std::vector<Held> held;
+    Status s = this->plan(&plan);
+    if (s) s = open_targets(plan, &held);
+    if (!s) return Outcome::failure(s.message());
+    const std::string skipped = skipped_text(plan);
+    if (held.empty()) return Outcome::success("no filesystem to freeze" + skipped);
+    spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held.size(), skipped);
+
+    int passes = 0;
+    if (s = record_intent(held); !s) return Outcome::failure(s.message());
+    if (s = presync(held, deadline, &passes); !s) {
+      for (const auto& h : held) intent_.remove(h.dev);
+      return Outcome::failure(s.message());
+    }
+    // The reply's text is ready before the first FIFREEZE, so that nothing but the reply follows
+    // the last one.
+    std::vector<std::string> names;
+    names.reserve(held.size());
+    for (const auto& h : held) names.push_back(h.mount_point);
+    std::string flushed = passes > 0 ? fmt::format("; flushed first ({} syncfs pass(es))", passes) : "";
+    std::string detail = fmt::format("froze {} filesystem(s): {}{}{}", names.size(), join(names), skipped, flushed);
+
+    // Wave by wave; the filesystems of one wave are independent and freeze in parallel.
+    std::string error;
+    std::vector<int> errors(held.size(), 0);
+    std::vector<std::string> foreign;
+    for (size_t begin = 0, end = 0; begin < held.size() && error.empty() && foreign.empty(); begin = end) {
+      while (end < held.size() && held[end].wave == held[begin].wave) ++end;
+      if (deadline.expired()) {
+        error = fmt::format("deadline reached before freezing {}", held[begin].mount_point);
+        break;
+      }
+      for_each_parallel(end - begin, [&](size_t i) { freeze_one(held[begin + i], &errors[begin + i]); });
+      for (size_t i = begin; i < end; ++i) {
+        if (errors[i] == EBUSY) {
+          intent_.remove(held[i].dev);  // not ours: never thawed by us, not even after a crash
+          foreign.push_back(held[i].mount_point);
+        } else if (errors[i] != 0 && error.empty()) {
+          error = errors[i] == ECANCELED ? fmt::format("aborted before {} was frozen", held[i].mount_point)
+                                         : fmt::format("FIFREEZE {}: {}", held[i].mount_point, errno_text(errors[i]));
+        }
+      }
+      for (size_t i = begin; i < end; ++i)
+        if (errors[i] != 0 && errors[i] != EBUSY && held[i].fd) intent_.remove(held[i].dev);
+    }
+    if (!foreign.empty() && error.empty())
+      // Someone else's freeze (fsfreeze -f, another backup agent) may be lifted at any moment:
+      // the snapshot's consistency would not be ours to promise.
+      error = fmt::format("already frozen by someone else, left alone: {}", join(foreign));
+    if (error.empty()) return Outcome::success(std::move(detail));
+    for (size_t i = 0; i < held.size(); ++i)
+      if (errors[i] == 0 && held[i].fd) intent_.remove(held[i].dev);  // a wave never reached
+    std::string undone = thaw_ours();
+    return Outcome::failure(error + "; rolled back: " + undone);
+  }();
+  std::lock_guard lock(mutex_);
+  freezing_ = false;
+  if (aborted_ && !rescued_.empty()) outcome.detail += "; aborted: " + rescued_;
+  return outcome;
+}
+
+void FsFreeze::abort() {
+  std::lock_guard lock(mutex_);
+  if (!freezing_ || aborted_) return;
+  aborted_ = true;
+  if (frozen_.empty()) return;
+  auto taken = std::make_shared<std::vector<Held>>(std::move(frozen_));
+  frozen_.clear();
+  try {
+    rescue_ = std::thread([this, taken] {
+      std::vector<Held> kept;
+      std::string thawed = thaw_held(*taken, &kept);
+      std::lock_guard lock(mutex_);
+      rescued_ = "already frozen ones " + thawed + rescued_;
+      for (auto& k : kept) frozen_.push_back(std::move(k));
     });
-    for (size_t i = begin; i < end; ++i) {
-      if (errors[i] == 0)
-        frozen_.push_back(std::move(held[i]));
-      else if (errors[i] == EBUSY)
-        foreign.push_back(held[i].mount_point);
-      else if (error.empty())
-        error = errors[i] == ECANCELED ? fmt::format("aborted before freezing {}", held[i].mount_point)
-                                       : fmt::format("FIFREEZE {}: {}", held[i].mount_point, errno_text(errors[i]));
-    }
+  } catch (const std::system_error& e) {
+    // No thread to be had: the freeze thaws them itself once its FIFREEZE returns.
+    spdlog::error("fsfreeze: cannot start a thread to thaw at once ({}): they are thawed when the freeze returns",
+                  e.what());
+    frozen_ = std::move(*taken);
   }
-  if (!error.empty()) {
-    bool ok = true;
-    std::string undone = thaw_held(frozen_, ok);
-    return Outcome::failure(error + (ok ? ", rolled back" : ", rollback incomplete: " + undone));
-  }
-  if (!foreign.empty()) {
-    // Not ours to thaw: drop them from the intent record too.
-    Status rewritten = write_intent(frozen_);
-    detail = fmt::format("froze {} filesystem(s); already frozen by someone else, left alone: {}{}{}{}", frozen_.size(),
-                         join(foreign), skipped, flushed, rewritten ? "" : "; " + rewritten.message());
-  }
-  return Outcome::success(std::move(detail));
 }
 
 // Flushes dirty data while applications still write, so that the freeze itself only commits
@@ -203,66 +310,84 @@ Status FsFreeze::presync(const std::vector<Held>& held, Deadline deadline, int* 
   return {};
 }
 
-// FITHAW in reverse freeze order, always trying every filesystem. Clears the intent record
-// once nothing of ours is left frozen.
-std::string FsFreeze::thaw_held(std::vector<Held>& held, bool& ok) {
+std::string FsFreeze::thaw_held(std::vector<Held>& held, std::vector<Held>* kept) const {
   std::vector<std::string> problems, thawed;
   for (auto it = held.rbegin(); it != held.rend(); ++it) {
-    if (ioctl(it->fd.get(), FITHAW, 0) == 0)
+    if (ioctl(it->fd.get(), FITHAW, 0) == 0) {
       thawed.push_back(it->mount_point);
-    else if (errno == EINVAL)
+    } else if (errno == EINVAL) {
       problems.push_back(fmt::format("{} was already thawed by someone else", it->mount_point));
-    else {
-      ok = false;
-      problems.push_back(fmt::format("FITHAW {}: {}", it->mount_point, errno_text(errno)));
+    } else {
+      problems.push_back(fmt::format("FITHAW {}: {} (still frozen; retried later)", it->mount_point, errno_text(errno)));
+      kept->insert(kept->begin(), std::move(*it));
+      continue;
     }
+    intent_.remove(it->dev);
   }
   held.clear();
-  if (ok) intent_.clear();
   std::string detail = fmt::format("thawed {} filesystem(s)", thawed.size());
   if (!thawed.empty()) detail += ": " + join(thawed);
   if (!problems.empty()) detail += "; " + join(problems);
   return detail;
 }
 
+// Thaws everything of ours; what cannot be thawed stays ours.
+std::string FsFreeze::thaw_ours() {
+  std::vector<Held> mine, kept;
+  {
+    std::lock_guard lock(mutex_);
+    mine = std::move(frozen_);
+    frozen_.clear();
+  }
+  std::string detail = thaw_held(mine, &kept);
+  std::lock_guard lock(mutex_);
+  for (auto& k : kept) frozen_.push_back(std::move(k));
+  return detail;
+}
+
 Outcome FsFreeze::thaw(Deadline) {
-  if (frozen_.empty()) return Outcome::success();
-  bool ok = true;
-  std::string detail = thaw_held(frozen_, ok);
-  return ok ? Outcome::success(detail) : Outcome::failure(detail);
+  join_rescue();
+  {
+    std::lock_guard lock(mutex_);
+    if (frozen_.empty()) return Outcome::success();
+  }
+  std::string detail = thaw_ours();
+  std::lock_guard lock(mutex_);
+  return frozen_.empty() ? Outcome::success(detail) : Outcome::failure(detail);
 }
 
 Outcome FsFreeze::recover() {
-  std::vector<std::string> lines;
-  if (Status s = intent_.read(&lines); !s) return Outcome::failure(s.message());
-  if (lines.empty()) return Outcome::success();
-  std::vector<MountEntry> mounts;
-  if (Status s = read_mountinfo(settings_.mountinfo_path, &mounts); !s) return Outcome::failure(s.message());
+  std::vector<IntentRecord::Entry> entries;
+  if (Status s = intent_.read(&entries); !s) return Outcome::failure(s.message());
+  if (entries.empty()) return Outcome::success();
+  // Only what the current configuration would freeze is thawed: a record naming anything else
+  // (a filesystem outside OnlyMounts=, `/` reached through a forged or stale entry) is left alone.
+  Plan plan;
+  if (Status s = this->plan(&plan); !s && plan.targets.empty()) return Outcome::failure(s.message());
   std::vector<Held> held;
   std::vector<std::string> notes;
   bool ok = true;
-  for (const auto& line : lines) {
-    auto space = line.find(' ');
-    std::string dev = line.substr(0, space);
-    std::string path = space == std::string::npos ? "" : unescape_octal(line.substr(space + 1));
-    // Prefer the recorded mount point; any other mount of the same superblock will do.
-    const MountEntry* found = nullptr;
-    for (const auto& m : mounts)
-      if (m.dev() == dev && (!found || m.mount_point == path)) found = &m;
-    if (!found) {
-      notes.push_back(fmt::format("{} ({}) is no longer mounted", path, dev));
-      continue;
-    }
+  for (const auto& target : plan.targets) {
+    auto entry = std::find_if(entries.begin(), entries.end(),
+                              [&](const IntentRecord::Entry& e) { return e.dev == target.mount.dev(); });
+    if (entry == entries.end()) continue;
+    entries.erase(entry);
     UniqueFd fd;
-    if (Status s = open_mount(*found, &fd); !s) {
+    if (Status s = open_mount(target.mount, &fd); !s) {
       ok = false;
       notes.push_back(s.message());
       continue;
     }
-    held.push_back({std::move(fd), found->mount_point, dev});
+    held.push_back({std::move(fd), target.mount.mount_point, target.mount.dev(), target.wave});
   }
-  // The record is in freeze order; thaw_held walks it backwards and clears it if all went well.
-  std::string detail = thaw_held(held, ok);
+  for (const auto& e : entries) {
+    notes.push_back(fmt::format("{} ({}) is not a filesystem this agent freezes now: left alone", e.mount_point, e.dev));
+    intent_.remove(e.dev);
+  }
+  // Planned order is freeze order; thaw_held walks it backwards.
+  std::vector<Held> kept;
+  std::string detail = thaw_held(held, &kept);
+  if (!kept.empty()) ok = false;
   if (!notes.empty()) detail += "; " + join(notes);
   return ok ? Outcome::success(detail) : Outcome::failure(detail);
 }

@@ -1,8 +1,11 @@
 // The filesystem participant: FIFREEZE/FITHAW on the targets chosen by plan_targets().
 // Every target directory is opened before anything is frozen, dirty data is flushed with
 // parallel syncfs() while writers still run, and the freeze and the thaw go through those
-// descriptors. Only what this plugin froze is ever thawed; the intent record names it. Its calls
-// block in syscalls, so the daemon runs it through BlockingParticipant.
+// descriptors. Only what this participant froze is ever thawed: the intent record names it, one
+// entry per filesystem, written before its FIFREEZE. A filesystem stays ours until a FITHAW
+// succeeds (or says it is not frozen). Its calls block in syscalls, so the daemon runs it through
+// BlockingParticipant; abort() thaws what is already frozen on a rescue thread, so a FIFREEZE
+// stuck on one filesystem never holds the others.
 #pragma once
 
 #include "agent/blocking.h"
@@ -10,7 +13,10 @@
 #include "agent/unique_fd.h"
 #include "plugins/fsfreeze/targets.h"
 
+#include <atomic>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace hvvss::fsfreeze {
@@ -23,13 +29,22 @@ struct Settings {
 class FsFreeze final : public SyncParticipant {
  public:
   FsFreeze(Settings settings, IntentRecord intent, LoopBackingFiles backing = sysfs_loop_backing_files);
+  ~FsFreeze() override;
+  FsFreeze(const FsFreeze&) = delete;
+  FsFreeze& operator=(const FsFreeze&) = delete;
 
   std::string_view name() const override { return "fsfreeze"; }
   Outcome check(Deadline deadline) override;
-  Outcome freeze(Deadline deadline, const std::atomic<bool>& aborted) override;
+  Outcome freeze(Deadline deadline) override;
   Outcome thaw(Deadline deadline) override;
-  // Thaws what a predecessor's intent record names (it died with them frozen).
+  // Thaws what a predecessor's intent record names (it died with them frozen), but only where
+  // the entry is still a filesystem this participant would freeze now.
   Outcome recover() override;
+  void abort() override;
+
+  // At start-up: the runtime directory must not be on a filesystem this participant freezes
+  // (the intent record is written while others are frozen).
+  Status validate();
 
  private:
   struct Held {
@@ -39,18 +54,31 @@ class FsFreeze final : public SyncParticipant {
     int wave = 0;
   };
   Status plan(Plan* plan);
+  Status check_runtime_dir(const Plan& plan, const std::vector<MountEntry>& mounts) const;
   static Status open_targets(const Plan& plan, std::vector<Held>* held);
-  Status write_intent(const std::vector<Held>& held) const;
+  Status record_intent(const std::vector<Held>& held) const;
   // Returns how many syncfs passes ran.
   static Status presync(const std::vector<Held>& held, Deadline deadline, int* passes);
-  std::string thaw_held(std::vector<Held>& held, bool& ok);
+  void freeze_one(Held& held, int* error);
+  // FITHAW in reverse order; keeps what could not be thawed, forgets the rest. Returns a sentence.
+  std::string thaw_held(std::vector<Held>& held, std::vector<Held>* kept) const;
+  std::string thaw_ours();
+  void join_rescue();
 
   Settings settings_;
   IntentRecord intent_;
   LoopBackingFiles backing_;
-  std::vector<Held> frozen_;  // in freeze order
   std::string cached_mountinfo_;
+  std::vector<MountEntry> cached_mounts_;
   Plan cached_plan_;
+
+  // Shared between the worker (freeze, thaw) and the rescue thread started by abort().
+  std::mutex mutex_;
+  std::vector<Held> frozen_;  // ours, in freeze order
+  bool freezing_ = false;
+  bool aborted_ = false;
+  std::string rescued_;  // what the rescue thread did, for the freeze's outcome
+  std::thread rescue_;
 };
 
 }  // namespace hvvss::fsfreeze

@@ -14,6 +14,7 @@ class FsFreezePlugin final : public Plugin {
   void declare(ConfigSchema& schema) override { declare_settings(schema, &settings_.filters); }
   Status make(const PluginContext& context, std::vector<std::unique_ptr<Participant>>* participants) override {
     auto impl = std::make_unique<FsFreeze>(settings_, IntentRecord(context.runtime_dir));
+    if (Status s = impl->validate(); !s) return s;
     std::unique_ptr<BlockingParticipant> participant;
     if (Status s = BlockingParticipant::create(context.loop, std::move(impl), Policy::Required, Layer::Filesystem,
                                                &participant);

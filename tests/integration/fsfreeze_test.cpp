@@ -7,18 +7,19 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <fstream>
+#include <memory>
 
 namespace hvvss::test {
 namespace {
 
 using fsfreeze::FsFreeze;
 
-FsFreeze only(const Scratch& scratch, const std::vector<std::string>& mounts,
-              const std::string& mountinfo = "/proc/self/mountinfo") {
+std::unique_ptr<FsFreeze> only(const Scratch& scratch, const std::vector<std::string>& mounts,
+                               const std::string& mountinfo = "/proc/self/mountinfo") {
   fsfreeze::Settings settings;
   settings.filters.only_mounts = mounts;
   settings.mountinfo_path = mountinfo;
-  return FsFreeze(settings, IntentRecord(scratch.dir() + "/run"));
+  return std::make_unique<FsFreeze>(settings, IntentRecord(scratch.dir() + "/run"));
 }
 
 // Unmounts a bind mount when the test ends, however it ends.
@@ -37,10 +38,9 @@ TEST(FsFreeze, AMountPointCoveredByAnotherMountIsNeverFrozenThroughIt) {
   std::string table = scratch.dir() + "/mountinfo";
   std::ofstream(table) << run_capture("cat /proc/self/mountinfo");
   BindMount cover(xfs, ext4);
-  FsFreeze fs = only(scratch, {ext4}, table);
-  std::atomic<bool> aborted{false};
-  Outcome frozen = fs.freeze(Deadline::after(kPatience), aborted);
-  Outcome thawed = fs.thaw(Deadline::after(kPatience));
+  auto fs = only(scratch, {ext4}, table);
+  Outcome frozen = fs->freeze(Deadline::after(kPatience));
+  Outcome thawed = fs->thaw(Deadline::after(kPatience));
   EXPECT_FALSE(frozen.ok()) << "froze the xfs in place of the ext4: " << frozen.detail;
   EXPECT_NE(frozen.detail.find(ext4 + " is covered by another mount"), std::string::npos) << frozen.detail;
   EXPECT_TRUE(thawed.ok()) << thawed.detail;
@@ -53,23 +53,12 @@ TEST(FsFreeze, DirtyDataIsFlushedBeforeTheFreeze) {
     std::string mib(1 << 20, 'x');
     for (int i = 0; i < 64; ++i) ASSERT_EQ(write(fd.get(), mib.data(), mib.size()), static_cast<ssize_t>(mib.size()));
   }
-  FsFreeze fs = only(scratch, scratch.mounts());
-  std::atomic<bool> aborted{false};
-  Outcome frozen = fs.freeze(Deadline::after(kPatience), aborted);
-  Outcome thawed = fs.thaw(Deadline::after(kPatience));
+  auto fs = only(scratch, scratch.mounts());
+  Outcome frozen = fs->freeze(Deadline::after(kPatience));
+  Outcome thawed = fs->thaw(Deadline::after(kPatience));
   ASSERT_TRUE(frozen.ok()) << frozen.detail;
   EXPECT_NE(frozen.detail.find("flushed first"), std::string::npos) << frozen.detail;
   EXPECT_TRUE(thawed.ok()) << thawed.detail;
-}
-
-TEST(FsFreeze, AnAbortedFreezeFreezesNothingMore) {
-  Scratch scratch({"ext4", "xfs"});
-  FsFreeze fs = only(scratch, scratch.mounts());
-  std::atomic<bool> aborted{true};
-  Outcome frozen = fs.freeze(Deadline::after(kPatience), aborted);
-  EXPECT_FALSE(frozen.ok());
-  EXPECT_NE(frozen.detail.find("aborted before freezing"), std::string::npos) << frozen.detail;
-  EXPECT_TRUE(all_writable(scratch.mounts()));
 }
 
 }  // namespace

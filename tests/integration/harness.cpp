@@ -271,6 +271,11 @@ bool stuck_in_freeze(pid_t pid) {
   return false;
 }
 
+bool write_completes(const std::string& mount) {
+  ProbeWriter probe(mount);
+  return !probe.blocks() || probe.completes();
+}
+
 bool all_writable(const std::vector<std::string>& mounts) {
   for (const auto& m : mounts) {
     ProbeWriter probe(m);

@@ -109,6 +109,9 @@ class StuckWriter {
 // True once a thread of process `pid` waits inside a FIFREEZE (freeze_super), within kPatience.
 bool stuck_in_freeze(pid_t pid);
 
+// True once a write to `mount` completes, at once or within kPatience (it is, or gets, thawed).
+bool write_completes(const std::string& mount);
+
 // True if every probe's write completes straight away (nothing is frozen).
 bool all_writable(const std::vector<std::string>& mounts);
 
