@@ -59,9 +59,23 @@ Setting single_setting(std::string section, std::string key, std::string flag, s
 }
 
 Setting duration_setting(std::string section, std::string key, std::string flag, std::string help,
-                         std::chrono::milliseconds* target) {
+                         std::chrono::milliseconds* target, DurationRange range) {
   return single_setting(std::move(section), std::move(key), std::move(flag), std::move(help), "DURATION",
-                        [target](const std::string& value) { return parse_duration(value, target); });
+                        [target, range](const std::string& value) {
+                          std::chrono::milliseconds parsed{};
+                          if (Status s = parse_duration(value, &parsed); !s) return s;
+                          if (parsed < range.min || parsed > range.max)
+                            return Status::errorf("'{}' is outside {} ({} to {})", value, range.why,
+                                                  format_duration(range.min), format_duration(range.max));
+                          *target = parsed;
+                          return Status::ok();
+                        });
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  if (d.count() % 60000 == 0) return fmt::format("{}min", d.count() / 60000);
+  if (d.count() % 1000 == 0) return fmt::format("{}s", d.count() / 1000);
+  return fmt::format("{}ms", d.count());
 }
 
 Setting path_setting(std::string section, std::string key, std::string flag, std::string help, std::string* target) {

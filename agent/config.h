@@ -40,8 +40,16 @@ struct Setting {
 Setting single_setting(std::string section, std::string key, std::string flag, std::string help,
                        std::string placeholder, std::function<Status(const std::string& value)> parse);
 // A positive duration: "15" (seconds), "15s", "500ms", "2min".
+// Where a duration must lie, and why (for the error message).
+struct DurationRange {
+  std::chrono::milliseconds min{1};
+  std::chrono::milliseconds max{std::chrono::hours(24 * 365)};
+  std::string why = "the allowed range";
+};
 Setting duration_setting(std::string section, std::string key, std::string flag, std::string help,
-                         std::chrono::milliseconds* target);
+                         std::chrono::milliseconds* target, DurationRange range = {});
+// "15s", "500ms", "2min": the shortest exact form.
+std::string format_duration(std::chrono::milliseconds d);
 // A non-empty path.
 Setting path_setting(std::string section, std::string key, std::string flag, std::string help, std::string* target);
 

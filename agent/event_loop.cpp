@@ -71,7 +71,7 @@ Status post(sd_event* loop, std::function<void()> fn) {
     return Status::from_errno(-r, "cannot schedule work on the event loop");
   }
   sd_event_source_unref(posted->source);  // set_floating took a reference of the loop's own
-  (void)posted.release();                  // owned by the source from here on: destroy_posted deletes it
+  (void)posted.release();                 // owned by the source from here on: destroy_posted deletes it
   return {};
 }
 

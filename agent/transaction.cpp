@@ -46,6 +46,8 @@ void append(std::string& text, std::string_view item) {
   text += item;
 }
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+constexpr std::chrono::milliseconds kFirstThawRetry{1000};
+constexpr std::chrono::milliseconds kLastThawRetry{30000};
 }  // namespace
 
 TransactionEngine::TransactionEngine(sd_event* loop, const std::vector<Participant*>& participants,
@@ -54,10 +56,13 @@ TransactionEngine::TransactionEngine(sd_event* loop, const std::vector<Participa
       settings_(settings),
       reply_timer_(loop, [this] { on_reply_deadline(); }),
       call_timer_(loop, [this] { on_call_timeout(); }),
-      auto_thaw_timer_(loop, [this] {
-        request_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
-                                 std::chrono::duration<double>(settings_.auto_thaw).count()));
-      }) {
+      auto_thaw_timer_(loop,
+                       [this] {
+                         request_thaw(fmt::format("no THAW within {} s of the freeze: thawing automatically",
+                                                  std::chrono::duration<double>(settings_.auto_thaw).count()));
+                       }),
+      thaw_retry_timer_(loop, [this] { request_thaw("retrying the thaw that failed"); }),
+      thaw_retry_backoff_(kFirstThawRetry) {
   for (Layer layer : {Layer::Application, Layer::Filesystem})
     for (Participant* p : participants)
       if (p->layer() == layer) members_.push_back({p});
@@ -111,6 +116,8 @@ void TransactionEngine::handle(uint8_t op, ReplyFn reply) {
     txn_open_ = true;
     txn_status_ = HvStatus::Ok;
     txn_started_ = Clock::now();
+    freeze_answered_ok_ = false;
+    thawed_early_ = false;
   }
   op_ = op;
   awaiting_freeze_ = false;
@@ -150,6 +157,12 @@ void TransactionEngine::start_request() {
   Deadline deadline(reply_by(request.received) - margin());
   std::vector<size_t> everyone(members_.size());
   for (size_t i = 0; i < everyone.size(); ++i) everyone[i] = i;
+  if (thaw_failed_ && request.op != static_cast<uint8_t>(Op::Thaw)) {
+    answer(HvStatus::Fail,
+           "a filesystem the agent froze earlier could not be thawed yet (retrying): nothing new "
+           "is frozen until it is");
+    return;
+  }
   switch (static_cast<Op>(request.op)) {
     case Op::HotBackup: start_phase(Action::Check, everyone, deadline, request.seq); return;
     case Op::Freeze:
@@ -165,6 +178,10 @@ void TransactionEngine::start_request() {
     default:
       if (frozen())
         start_phase(Action::Thaw, frozen_members_in_thaw_order(), deadline, request.seq);
+      else if (std::exchange(thawed_early_, false))
+        answer(HvStatus::Fail,
+               "the snapshot may not be consistent: what this transaction froze was thawed before this THAW "
+               "(automatically, by an emergency thaw or after a fault)");
       else
         answer(HvStatus::Ok, "nothing was frozen");
       return;
@@ -247,18 +264,29 @@ void TransactionEngine::on_late_call(size_t index, const Outcome& outcome) {
     m.frozen = true;
     request_thaw(fmt::format("the freeze of {} finished after its deadline: rolling back", m.participant->name()));
   }
+  if (m.action == Action::Thaw && outcome.ok()) m.frozen = false;
 }
 
 void TransactionEngine::on_call_timeout() {
   if (!phase_ || phase_->call == 0) return;
+  const Member& m = members_[phase_->current];
+  give_up_on_call(Result::Timeout,
+                  fmt::format("did not finish within its deadline ({:.0f} ms)", ms(Clock::now() - m.started)));
+}
+
+void TransactionEngine::give_up_on_call(Result result, std::string detail) {
   size_t index = phase_->current;
   phase_->call = 0;
+  call_timer_.disarm();
   Member& m = members_[index];  // stays in flight until its Done comes
   if (m.action == Action::Freeze) m.participant->abort(Txn{txn_});
-  record(index,
-         {Result::Timeout, fmt::format("did not finish within its deadline ({:.0f} ms)", ms(Clock::now() - m.started)),
-          Clock::now() - m.started});
+  record(index, {result, std::move(detail), Clock::now() - m.started});
   step();
+}
+
+void TransactionEngine::abort_freeze(std::string_view why) {
+  if (phase_ && phase_->action == Action::Freeze && phase_->call != 0)
+    give_up_on_call(Result::Failed, fmt::format("aborted: {}", why));
 }
 
 void TransactionEngine::record(size_t index, Outcome outcome) {
@@ -267,8 +295,8 @@ void TransactionEngine::record(size_t index, Outcome outcome) {
   bool veto = !outcome.ok() && m.participant->policy() == Policy::Required;
   if (outcome.result == Result::Failed && !veto) outcome.result = Result::Skipped;
   if (phase.action == Action::Freeze && outcome.ok()) m.frozen = true;
-  // A thaw always tries everything; trying it again would not help.
-  if (phase.action == Action::Thaw) m.frozen = false;
+  // What a failed or overrunning thaw left frozen stays ours, to be thawed again.
+  if (phase.action == Action::Thaw && outcome.ok()) m.frozen = false;
   notify([&](EngineObserver& o) { o.participant_finished(context(), m.participant->name(), phase.action, outcome); });
   std::string said = outcome.detail.empty()
                          ? std::string()
@@ -322,18 +350,30 @@ void TransactionEngine::finish_freeze(Phase& phase) {
     answer(HvStatus::Fail, "cannot arm the auto-thaw timer");
     request_thaw("the auto-thaw timer cannot be armed: thawing");
   } else {
+    freeze_answered_ok_ = true;
     answer(HvStatus::Ok, phase.detail);
   }
 }
 
 void TransactionEngine::finish_thaw(Phase& phase) {
-  if (!frozen()) auto_thaw_timer_.disarm();
   set_state(frozen() ? State::Frozen : State::Idle);
-  if (phase.seq != 0) return;
-  if (phase.vetoed)
-    spdlog::error("{} thaw incomplete: {}", context().tag(), phase.detail);
-  else
-    spdlog::info("{} thawed{}{}", context().tag(), phase.detail.empty() ? "" : ": ", phase.detail);
+  if (phase.seq == 0 && freeze_answered_ok_) thawed_early_ = true;
+  if (frozen()) {
+    // Still ours: retried with backoff (and by the auto-thaw, and on the next THAW) until it works.
+    thaw_failed_ = true;
+    spdlog::error("{} thaw incomplete, retrying in {} s: {}", context().tag(),
+                  std::chrono::duration<double>(thaw_retry_backoff_).count(), phase.detail);
+    if (Status s = thaw_retry_timer_.arm(Clock::now() + thaw_retry_backoff_); !s)
+      spdlog::critical("{} {}: the thaw is retried only by the auto-thaw or a THAW", context().tag(), s.message());
+    thaw_retry_backoff_ = std::min(thaw_retry_backoff_ * 2, kLastThawRetry);
+    return;
+  }
+  if (thaw_failed_) spdlog::info("{} the thaw that had failed succeeded", context().tag());
+  thaw_failed_ = false;
+  thaw_retry_backoff_ = kFirstThawRetry;
+  thaw_retry_timer_.disarm();
+  auto_thaw_timer_.disarm();
+  if (phase.seq == 0) spdlog::info("{} thawed{}{}", context().tag(), phase.detail.empty() ? "" : ": ", phase.detail);
 }
 
 bool TransactionEngine::arm_auto_thaw() {
@@ -377,6 +417,7 @@ void TransactionEngine::abandon(std::string_view why) {
     awaiting_.reset();
     reply_timer_.disarm();
   }
+  abort_freeze(why);
   request_thaw(fmt::format("{}: thawing what we froze", why));
 }
 
@@ -386,12 +427,14 @@ void TransactionEngine::stop(std::function<void()> done) {
   // A THAW under way is let finish and answered; anything else is refused now.
   bool thawing = awaiting_ && phase_ && phase_->seq == awaiting_->seq && phase_->action == Action::Thaw;
   if (awaiting_ && !thawing) answer(HvStatus::Fail, "the agent is stopping");
+  thaw_retry_timer_.disarm();
+  abort_freeze("the agent is stopping");
   request_thaw("the agent is stopping: thawing what we froze");
   start_next();
 }
 
 void TransactionEngine::maybe_finish_transaction() {
-  if (txn_open_ && !busy() && !frozen() && !awaiting_ && !awaiting_freeze_) end_transaction();
+  if (txn_open_ && !busy() && !frozen() && !awaiting_ && !awaiting_freeze_ && !thawed_early_) end_transaction();
 }
 
 void TransactionEngine::end_transaction() {
@@ -399,8 +442,11 @@ void TransactionEngine::end_transaction() {
   notify([&](EngineObserver& o) { o.transaction_finished(context(), txn_status_, Clock::now() - txn_started_); });
 }
 
+// Stops once everything is thawed, or once the stop's own thaw failed: what is left is named by
+// the intent record, and the next agent's recovery thaws it.
 void TransactionEngine::maybe_finish_stop() {
-  if (!stopping_ || !on_stopped_ || busy() || frozen()) return;
+  if (!stopping_ || !on_stopped_ || busy() || (frozen() && !thaw_failed_)) return;
+  if (frozen()) spdlog::critical("{} stopping with a thaw that failed: the next start retries it", context().tag());
   auto done = std::move(on_stopped_);
   on_stopped_ = nullptr;
   done();

@@ -76,6 +76,8 @@ class TransactionEngine {
 
   State state() const { return state_; }
   bool frozen() const;
+  // A thaw failed and is being retried; nothing new is frozen until it succeeds.
+  bool thaw_failed() const { return thaw_failed_; }
   // When the automatic thaw will happen; nullopt when none is due.
   std::optional<Clock::time_point> auto_thaw_due() const { return auto_thaw_timer_.due(); }
 
@@ -121,6 +123,10 @@ class TransactionEngine {
   void step();
   void on_call_done(size_t index, uint64_t call, Outcome outcome);
   void on_call_timeout();
+  // Stops waiting for the running call: it is recorded with `result` and, if a freeze, aborted.
+  void give_up_on_call(Result result, std::string detail);
+  // A freeze still running is aborted now (stop, lost channel) and rolled back.
+  void abort_freeze(std::string_view why);
   void on_reply_deadline();
   void on_late_call(size_t index, const Outcome& outcome);
   bool arm_auto_thaw();
@@ -150,14 +156,18 @@ class TransactionEngine {
   std::vector<Member> members_;  // freeze order: applications, then filesystems
   EngineSettings settings_;
   std::vector<EngineObserver*> observers_;
-  Timer reply_timer_, call_timer_, auto_thaw_timer_;
+  Timer reply_timer_, call_timer_, auto_thaw_timer_, thaw_retry_timer_;
+  std::chrono::milliseconds thaw_retry_backoff_;
 
   State state_ = State::Idle;
   uint64_t txn_ = 0;
   bool txn_open_ = false;
   HvStatus txn_status_ = HvStatus::Ok;
   Clock::time_point txn_started_{};
-  bool awaiting_freeze_ = false;  // the last reply was a HOT_BACKUP's HV_S_OK: FREEZE comes next
+  bool awaiting_freeze_ = false;     // the last reply was a HOT_BACKUP's HV_S_OK: FREEZE comes next
+  bool freeze_answered_ok_ = false;  // this transaction's FREEZE was answered HV_S_OK
+  bool thawed_early_ = false;        // ...and was thawed before the host's THAW came
+  bool thaw_failed_ = false;         // a thaw left a participant frozen: retried until it succeeds
   uint8_t op_ = 0;
   uint64_t next_seq_ = 1;
   uint64_t next_call_ = 1;

@@ -7,10 +7,10 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <system_error>
@@ -318,7 +318,8 @@ std::string FsFreeze::thaw_held(std::vector<Held>& held, std::vector<Held>* kept
     } else if (errno == EINVAL) {
       problems.push_back(fmt::format("{} was already thawed by someone else", it->mount_point));
     } else {
-      problems.push_back(fmt::format("FITHAW {}: {} (still frozen; retried later)", it->mount_point, errno_text(errno)));
+      problems.push_back(
+          fmt::format("FITHAW {}: {} (still frozen; retried later)", it->mount_point, errno_text(errno)));
       kept->insert(kept->begin(), std::move(*it));
       continue;
     }
@@ -381,7 +382,8 @@ Outcome FsFreeze::recover() {
     held.push_back({std::move(fd), target.mount.mount_point, target.mount.dev(), target.wave});
   }
   for (const auto& e : entries) {
-    notes.push_back(fmt::format("{} ({}) is not a filesystem this agent freezes now: left alone", e.mount_point, e.dev));
+    notes.push_back(
+        fmt::format("{} ({}) is not a filesystem this agent freezes now: left alone", e.mount_point, e.dev));
     intent_.remove(e.dev);
   }
   // Planned order is freeze order; thaw_held walks it backwards.

@@ -35,6 +35,7 @@ struct AgentRun {
   std::string log = {};                               // stderr; default: the test's agent.log
   std::string runtime_dir = {};                       // default: the test's run/
   std::vector<std::string> env = {};                  // NAME=VALUE for the agent's environment
+  std::string faults = {};                            // HV_VSS_FAULTS for the fault-injection shim
 };
 
 class AgentTest : public ::testing::Test {
@@ -67,6 +68,12 @@ class AgentTest : public ::testing::Test {
   Process& start_agent(AgentRun run = {}) {
     std::vector<std::string> argv = {"/usr/bin/env"};
     argv.insert(argv.end(), run.env.begin(), run.env.end());
+    if (!run.faults.empty()) {
+      // ASan wants to be first among preloaded libraries; the shim only wraps ioctl.
+      const char* asan = std::getenv("ASAN_OPTIONS");
+      argv.insert(argv.end(), {"LD_PRELOAD=" + fault_shim(), "HV_VSS_FAULTS=" + run.faults,
+                               std::string("ASAN_OPTIONS=") + (asan ? asan : "") + ":verify_asan_link_order=0"});
+    }
     argv.insert(argv.end(), {agent_bin(), "--config", "/dev/null", "--device", socket(), "--log-level", "debug",
                              "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir});
     argv.emplace_back("--only-mounts");
@@ -229,16 +236,20 @@ TEST_F(AgentTest, AFreezeOutstandingWhenTheChannelIsLostIsNeverAnsweredOnTheNewC
   EXPECT_TRUE(all_writable(mounts()));
 }
 
-TEST_F(AgentTest, FreezeWithoutThawIsUndoneByAutoThaw) {
+// The auto-thaw's shortest delay, 10 s, is what this test takes.
+TEST_F(AgentTest, FreezeWithoutThawIsUndoneByAutoThawAndTheLateThawIsToldTheSnapshotMayBeTorn) {
   use({"ext4", "xfs", "btrfs"});
-  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
-  Process& agent = start_agent({.extra = {"--auto-thaw", "1s"}});
+  Process& sim = start_sim({"backup", "--hold-stdin", "--expect", "THAW=HV_E_FAIL"});
+  Process& agent = start_agent({.extra = {"--auto-thaw", "10s"}});
   ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
   auto probes = probes_blocked_on_every_mount();
-  for (auto& p : probes) EXPECT_TRUE(p->completes());  // no THAW was ever sent
-  sim.write_stdin("done");
+  for (auto& p : probes) EXPECT_TRUE(p->completes());  // no THAW was sent yet
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_E_FAIL");
   EXPECT_EQ(sim.wait(), 0);
-  EXPECT_NE(stop_and_read_log(agent).find("thawing automatically"), std::string::npos);
+  std::string log = stop_and_read_log(agent);
+  EXPECT_NE(log.find("thawing automatically"), std::string::npos);
+  EXPECT_NE(log.find("the snapshot may not be consistent"), std::string::npos);
 }
 
 TEST_F(AgentTest, RestartedAgentThawsWhatAKilledOneLeftFrozen) {
@@ -260,6 +271,81 @@ TEST_F(AgentTest, RestartedAgentThawsWhatAKilledOneLeftFrozen) {
   EXPECT_NE(
       stop_and_read_log(second).find("fsfreeze: a previous agent left it frozen; recovered: thawed 3 filesystem(s)"),
       std::string::npos);
+}
+
+// A filesystem stays the agent's until a FITHAW succeeds: the failed one is retried, named by the
+// intent record meanwhile, and nothing new is frozen until it is thawed.
+TEST_F(AgentTest, AFailedThawIsRetriedUntilTheFilesystemIsThawed) {
+  use({"ext4", "xfs"});
+  Process& sim = start_sim({"backup", "--hold-stdin", "--expect", "THAW=HV_E_FAIL"});
+  Process& agent = start_agent({.faults = "thaw:" + mounts()[1] + "=fail:EIO:1"});
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_E_FAIL");  // honest: the xfs is still frozen
+  EXPECT_TRUE(write_completes(mounts()[0]));
+  EXPECT_TRUE(write_completes(mounts()[1]));  // thawed by the retry
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_FALSE(intent_recorded());
+  std::string log = stop_and_read_log(agent);
+  EXPECT_NE(log.find("FITHAW " + mounts()[1] + ": Input/output error (still frozen; retried later)"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("the thaw that had failed succeeded"), std::string::npos) << log;
+}
+
+// An agent killed while a thaw keeps failing leaves the intent record naming what is still
+// frozen, and the next agent thaws it.
+TEST_F(AgentTest, WhatAFailedThawLeftFrozenIsThawedByTheNextAgent) {
+  use({"ext4", "xfs"});
+  Process& sim = start_sim({"backup", "--hold-stdin", "--expect", "THAW=HV_E_FAIL"});
+  Process& first = start_agent({.faults = "thaw:" + mounts()[1] + "=fail:EIO"});
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_E_FAIL");
+  EXPECT_TRUE(write_completes(mounts()[0]));
+  first.kill(SIGKILL);
+  first.wait();
+  ProbeWriter probe(mounts()[1]);
+  ASSERT_TRUE(probe.blocks());  // still frozen, and still named
+  ASSERT_TRUE(intent_recorded());
+  Process& second = start_agent();
+  EXPECT_TRUE(probe.completes());
+  EXPECT_FALSE(intent_recorded());
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_NE(stop_and_read_log(second).find("recovered: thawed 1 filesystem(s): " + mounts()[1]), std::string::npos);
+}
+
+// An intent record that names what the agent would not freeze now (outside the allow-list, `/`)
+// is never thawed by recovery.
+TEST_F(AgentTest, RecoveryNeverThawsWhatTheCurrentAllowListDoesNotName) {
+  use({"ext4", "xfs"});
+  UniqueFd xfs(open(mounts()[1].c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_EQ(ioctl(xfs.get(), FIFREEZE, 0), 0);  // someone else's freeze
+  struct stat st {};
+  ASSERT_EQ(stat(mounts()[1].c_str(), &st), 0);
+  fs::create_directories(runtime_dir() + "/intent");
+  std::string dev = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  std::ofstream(runtime_dir() + "/intent/" + dev) << mounts()[1] << "\n";  // a stale or forged entry
+  Process& sim = start_sim({"idle", "--hold", "0"});
+  Process& agent = start_agent({.only = std::vector<std::string>{mounts()[0]}});
+  EXPECT_TRUE(sim.read_until({"\"registered\""}));
+  EXPECT_EQ(sim.wait(), 0);
+  std::string log = stop_and_read_log(agent);
+  EXPECT_NE(log.find(mounts()[1] + " (" + dev + ") is not a filesystem this agent freezes now: left alone"),
+            std::string::npos)
+      << log;
+  ProbeWriter probe(mounts()[1]);
+  EXPECT_TRUE(probe.blocks()) << "recovery thawed a freeze the agent did not make";
+  EXPECT_EQ(ioctl(xfs.get(), FITHAW, 0), 0);
+  EXPECT_TRUE(probe.completes());
+}
+
+TEST_F(AgentTest, ARuntimeDirectoryOnAFilesystemItWouldFreezeIsRefused) {
+  use({"ext4"});
+  std::string log = dir() + "/refused.log";
+  Process& agent = start_agent({.log = log, .runtime_dir = mounts()[0] + "/run"});
+  EXPECT_EQ(agent.wait(), 1);
+  EXPECT_NE(slurp(log).find("the runtime directory " + mounts()[0] + "/run is on " + mounts()[0]), std::string::npos)
+      << slurp(log);
 }
 
 TEST_F(AgentTest, ChannelLossWhileFrozenThawsAndReRegisters) {

@@ -68,6 +68,7 @@ struct OwnScratchRoot {
 }  // namespace
 
 std::string agent_bin() { return HV_VSS_AGENT_BIN; }
+std::string fault_shim() { return HV_VSS_FAULT_SHIM; }
 std::string sim_bin() { return HV_VSS_SIM_BIN; }
 
 std::string Scratch::root() {

@@ -119,6 +119,7 @@ bool all_writable(const std::vector<std::string>& mounts);
 std::string json_field(const std::string& line, const std::string& key);
 
 std::string agent_bin();
+std::string fault_shim();
 std::string sim_bin();
 
 }  // namespace hvvss::test

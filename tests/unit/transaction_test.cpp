@@ -291,12 +291,50 @@ TEST_F(Engine, FreezeStaysFrozenUntilTheAutoThawDelayHasPassed) {
   EXPECT_GE(*engine_->auto_thaw_due(), before + 60s);
 }
 
-TEST_F(Engine, FreezeWithoutThawIsUndoneAfterTheAutoThawDelay) {
+TEST_F(Engine, FreezeWithoutThawIsUndoneAfterTheAutoThawDelayAndALateThawIsAnsweredFail) {
   make({.reply_budget = 15s, .auto_thaw = 50ms});
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
   ASSERT_TRUE(run_until([&] { return !engine_->frozen(); }));
   EXPECT_EQ(journal_.back(), "a.thaw");
-  EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_E_FAIL"));  // thawed behind the host's back
+  // Thawed behind the host's back: the snapshot it took may be torn, and it is told so.
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Fail);
+  EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_E_FAIL"));
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);  // that was said once; a THAW of nothing is fine
+}
+
+TEST_F(Engine, AThawAfterAFailedFreezeIsOk) {
+  c_.fails = {Action::Freeze};
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Fail);
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);  // the host knows the freeze failed
+}
+
+TEST_F(Engine, AFailedThawKeepsTheParticipantFrozenAndIsRetriedUntilItWorks) {
+  b_.fails = {Action::Thaw};
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Fail);
+  EXPECT_TRUE(engine_->frozen());
+  EXPECT_TRUE(engine_->thaw_failed());
+  // Nothing new is frozen (nor promised) while it is stuck.
+  EXPECT_EQ(request(Op::HotBackup), HvStatus::Fail);
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Fail);
+  b_.fails.clear();
+  ASSERT_TRUE(run_until([&] { return !engine_->frozen(); }));  // the retry, after its backoff
+  EXPECT_FALSE(engine_->thaw_failed());
+  EXPECT_EQ(std::count(journal_.begin(), journal_.end(), "b.thaw"), 2);
+  EXPECT_EQ(std::count(journal_.begin(), journal_.end(), "a.thaw"), 1);  // only what was left is retried
+  EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);
+}
+
+TEST_F(Engine, StoppingWhenAThawKeepsFailingEndsAnyway) {
+  b_.fails = {Action::Thaw};
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  bool stopped = false;
+  engine_->stop([&] { stopped = true; });
+  ASSERT_TRUE(run_until([&] { return stopped; }));
+  EXPECT_TRUE(engine_->frozen());  // left to the intent record and the next start
 }
 
 TEST_F(Engine, FreezeWhileFrozenReArmsTheAutoThaw) {
@@ -341,16 +379,35 @@ TEST_F(Engine, LosingTheChannelWhileFrozenAndBusyThawsRightAfterThePhase) {
   EXPECT_FALSE(answered(1));  // nobody is left to answer
 }
 
-TEST_F(Engine, LosingTheChannelDuringAFreezeRollsBackWhenItFinishes) {
+TEST_F(Engine, LosingTheChannelDuringAFreezeAbortsItAndRollsBackAtOnce) {
   c_.hold = {Action::Freeze};
   make();
   send(Op::Freeze);
   drain();
   engine_->abandon("test");
-  c_.release(Action::Freeze);
-  ASSERT_TRUE(run_until([&] { return journal_.size() == 6; }));
+  // a and b are thawed without waiting for c, which is aborted...
+  ASSERT_TRUE(run_until([&] { return journal_.back() == "a.thaw"; }));
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze", "c.abort", "b.thaw", "a.thaw"}));
+  // ...and thawed in turn if its freeze completes after all.
+  c_.release(Action::Freeze, Result::Ok);
+  ASSERT_TRUE(run_until([&] { return journal_.back() == "c.thaw"; }));
+  ASSERT_TRUE(run_until([&] { return engine_->state() == State::Idle; }));
   EXPECT_FALSE(answered(0));
-  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze", "c.thaw", "b.thaw", "a.thaw"}));
+}
+
+TEST_F(Engine, StoppingDuringAFreezeAbortsItAndRollsBackAtOnce) {
+  c_.hold = {Action::Freeze};
+  make();
+  send(Op::Freeze);
+  drain();
+  bool stopped = false;
+  engine_->stop([&] { stopped = true; });
+  EXPECT_EQ(replies_[0], std::vector<HvStatus>{HvStatus::Fail});
+  ASSERT_TRUE(run_until([&] { return journal_.back() == "a.thaw"; }));
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze", "c.abort", "b.thaw", "a.thaw"}));
+  EXPECT_FALSE(stopped);  // c's call has not returned yet
+  c_.release(Action::Freeze, Result::Failed);
+  ASSERT_TRUE(run_until([&] { return stopped; }));
 }
 
 TEST_F(Engine, StoppingWhileFrozenAndBusyThawsRightAfterThePhase) {
