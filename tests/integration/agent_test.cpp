@@ -339,6 +339,46 @@ TEST_F(AgentTest, RecoveryNeverThawsWhatTheCurrentAllowListDoesNotName) {
   EXPECT_TRUE(probe.completes());
 }
 
+// No entry in the intent record, no FIFREEZE: with a full runtime directory nothing is frozen.
+TEST_F(AgentTest, AFullRuntimeDirectoryFailsTheFreezeBeforeAnythingIsFrozen) {
+  use({"ext4", "xfs"});
+  fs::create_directories(runtime_dir());
+  // Room for the lock file and the record's directory, not for one entry in it.
+  run_capture("mount -t tmpfs -o size=64k,nr_inodes=3 hv-vss-full " + runtime_dir());
+  struct Unmount {
+    std::string path;
+    ~Unmount() { run_capture("umount " + path); }
+  } unmount{runtime_dir()};
+  Process& sim = start_sim({"backup", "--hold", "0", "--expect", "FREEZE=HV_E_FAIL"});
+  Process& agent = start_agent();
+  EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_E_FAIL");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_TRUE(all_writable(mounts()));
+  std::string log = stop_and_read_log(agent);
+  EXPECT_NE(log.find("intent record (nothing was frozen)"), std::string::npos) << log;
+}
+
+// A wave of four is frozen in parallel; when no thread can be started (the pids cgroup or
+// TasksMax= is full) the agent freezes in sequence instead of failing or dying.
+TEST_F(AgentTest, WhenNoThreadCanBeStartedTheFilesystemsFreezeInSequence) {
+  use({"ext4", "xfs", "btrfs", "ext4"});
+  Process& sim = start_sim({"repeat", "2", "--hold-stdin"});
+  Process& agent = start_agent();
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");  // the first backup, with threads
+  sim.write_stdin("thaw");
+  ASSERT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  PidsCage cage(agent.pid());
+  if (!cage.available()) GTEST_SKIP() << "no pids cgroup controller on this machine";
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");  // the second, without
+  auto probes = probes_blocked_on_every_mount();
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_NE(stop_and_read_log(agent).find("cannot start a thread"), std::string::npos);
+}
+
 TEST_F(AgentTest, ARuntimeDirectoryOnAFilesystemItWouldFreezeIsRefused) {
   use({"ext4"});
   std::string log = dir() + "/refused.log";

@@ -272,6 +272,37 @@ bool stuck_in_freeze(pid_t pid) {
   return false;
 }
 
+namespace {
+void write_file(const std::string& path, const std::string& text) {
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd || write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+}
+}  // namespace
+
+PidsCage::PidsCage(pid_t pid) : pid_(pid) {
+  if (read_proc("/sys/fs/cgroup/cgroup.controllers").find("pids") != std::string::npos)
+    root_ = "/sys/fs/cgroup";
+  else if (std::filesystem::exists("/sys/fs/cgroup/pids/cgroup.procs"))
+    root_ = "/sys/fs/cgroup/pids";
+  else
+    return;
+  dir_ = root_ + "/hv-vss-test-" + std::to_string(getpid());
+  std::filesystem::create_directory(dir_);
+  write_file(dir_ + "/cgroup.procs", std::to_string(pid));
+  write_file(dir_ + "/pids.max", read_proc(dir_ + "/pids.current"));
+}
+
+PidsCage::~PidsCage() {
+  if (dir_.empty()) return;
+  try {
+    if (::kill(pid_, 0) == 0) write_file(root_ + "/cgroup.procs", std::to_string(pid_));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pids cage: %s\n", e.what());
+  }
+  rmdir(dir_.c_str());
+}
+
 bool write_completes(const std::string& mount) {
   ProbeWriter probe(mount);
   return !probe.blocks() || probe.completes();

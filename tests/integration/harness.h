@@ -112,6 +112,22 @@ bool stuck_in_freeze(pid_t pid);
 // True once a write to `mount` completes, at once or within kPatience (it is, or gets, thawed).
 bool write_completes(const std::string& mount);
 
+// Moves a process into a pids cgroup of its own whose limit is the number of tasks it has now,
+// so that it cannot start another thread (a full TasksMax=); undone when this goes away.
+// available() is false where no pids controller is mounted (cgroup v2 or v1).
+class PidsCage {
+ public:
+  explicit PidsCage(pid_t pid);
+  ~PidsCage();
+  PidsCage(const PidsCage&) = delete;
+  PidsCage& operator=(const PidsCage&) = delete;
+  bool available() const { return !dir_.empty(); }
+
+ private:
+  std::string root_, dir_;
+  pid_t pid_;
+};
+
 // True if every probe's write completes straight away (nothing is frozen).
 bool all_writable(const std::vector<std::string>& mounts);
 

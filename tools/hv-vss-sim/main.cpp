@@ -33,6 +33,10 @@ int run(int argc, char** argv) {
   app.add_option("--timeout", options.timeout_sec, "Kernel timeout for HOT_BACKUP and THAW")->default_val(30.0);
   app.add_option("--wait-daemon", options.wait_daemon_sec, "Seconds to wait for a daemon to register")
       ->default_val(10.0);
+  app.add_option("--reconnect-every", options.reconnect_every,
+                 "With 'repeat': the driver goes away after every K backups and the daemon must register anew")
+      ->default_val(0)
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--linger", options.linger_sec,
                  "Seconds to keep serving the device after the scenario; a write then (a second reply) fails it")
       ->default_val(0.1);

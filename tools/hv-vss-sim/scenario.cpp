@@ -119,7 +119,7 @@ class Runner {
 const std::vector<std::pair<std::string, std::string>>& scenario_help() {
   static const std::vector<std::pair<std::string, std::string>> help = {
       {"backup", "HOT_BACKUP, FREEZE, hold, THAW: one host backup"},
-      {"repeat", "the backup scenario COUNT times"},
+      {"repeat", "the backup scenario COUNT times (with --reconnect-every K, the driver goes away after every K)"},
       {"freeze-no-thaw", "HOT_BACKUP, FREEZE, hold, then never THAW (the daemon must auto-thaw)"},
       {"idle", "no request at all: keeps a registered daemon connected for the hold"},
       {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
@@ -151,7 +151,13 @@ int run_scenario(const Options& options, Timeline& timeline) {
   if (name == "backup") {
     run.backup();
   } else if (name == "repeat") {
-    for (int i = 0; i < options.count; ++i) run.backup();
+    for (int i = 0; i < options.count; ++i) {
+      run.backup();
+      if (options.reconnect_every > 0 && (i + 1) % options.reconnect_every == 0 && i + 1 < options.count) {
+        device.drop_daemon("the channel is reset between backups (--reconnect-every)");
+        if (!run.wait_for_daemon(true)) break;
+      }
+    }
   } else if (name == "freeze-no-thaw") {
     run.request(Op::HotBackup);
     run.request(Op::Freeze);

@@ -14,6 +14,7 @@ struct Options {
   std::string socket;
   std::string scenario = "backup";
   int count = 1;            // repeat N
+  int reconnect_every = 0;  // repeat: drop the daemon after every K backups (0: never)
   double hold_sec = 1.0;    // between FREEZE and THAW
   bool hold_stdin = false;  // hold until a line arrives on stdin instead
   double reply_budget_sec = 15.0;
