@@ -292,25 +292,31 @@ TEST_F(AgentTest, AFailedThawIsRetriedUntilTheFilesystemIsThawed) {
   EXPECT_NE(log.find("the thaw that had failed succeeded"), std::string::npos) << log;
 }
 
-// An agent killed while a thaw keeps failing leaves the intent record naming what is still
-// frozen, and the next agent thaws it.
-TEST_F(AgentTest, WhatAFailedThawLeftFrozenIsThawedByTheNextAgent) {
+// While a thaw keeps failing the filesystem stays the agent's: the next backup is refused (not
+// mistaken for someone else's freeze), the intent record keeps naming it, and after a crash the
+// next agent thaws it.
+TEST_F(AgentTest, WhatAFailedThawLeftFrozenStaysOursUntilTheNextAgentThawsIt) {
   use({"ext4", "xfs"});
-  Process& sim = start_sim({"backup", "--hold-stdin", "--expect", "THAW=HV_E_FAIL"});
+  Process& first_host = start_sim({"backup", "--hold-stdin", "--expect", "THAW=HV_E_FAIL"});
   Process& first = start_agent({.faults = "thaw:" + mounts()[1] + "=fail:EIO"});
-  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
-  sim.write_stdin("thaw");
-  EXPECT_EQ(reply_to(sim, "THAW"), "HV_E_FAIL");
+  ASSERT_EQ(reply_to(first_host, "FREEZE"), "HV_S_OK");
+  first_host.write_stdin("thaw");
+  EXPECT_EQ(reply_to(first_host, "THAW"), "HV_E_FAIL");
+  EXPECT_EQ(first_host.wait(), 0);
   EXPECT_TRUE(write_completes(mounts()[0]));
+  Process& second_host = start_sim({"backup", "--hold", "0", "--expect", "HOT_BACKUP=HV_E_FAIL", "--expect",
+                                    "FREEZE=HV_E_FAIL", "--expect", "THAW=HV_E_FAIL"});
+  EXPECT_EQ(second_host.wait(), 0);
   first.kill(SIGKILL);
   first.wait();
   ProbeWriter probe(mounts()[1]);
   ASSERT_TRUE(probe.blocks());  // still frozen, and still named
   ASSERT_TRUE(intent_recorded());
+  Process& host = start_sim({"idle", "--hold", "0"});
   Process& second = start_agent();
   EXPECT_TRUE(probe.completes());
   EXPECT_FALSE(intent_recorded());
-  EXPECT_EQ(sim.wait(), 0);
+  EXPECT_EQ(host.wait(), 0);
   EXPECT_NE(stop_and_read_log(second).find("recovered: thawed 1 filesystem(s): " + mounts()[1]), std::string::npos);
 }
 

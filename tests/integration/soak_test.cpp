@@ -37,9 +37,8 @@ TEST(Soak, TenThousandBackupsWithReconnectsLeaveDescriptorsThreadsAndMemoryFlat)
                "--reconnect-every", "100"},
               dir + "/sim.err");
   ASSERT_TRUE(sim.read_until({"\"listening\""}));
-  std::vector<std::string> argv = {agent_bin(),    "--config",    "/dev/null",      "--device",
-                                   dir + "/sock", "--runtime-dir", dir + "/run", "--log-level",
-                                   "warning",      "--only-mounts"};
+  std::vector<std::string> argv = {agent_bin(),     "--config",   "/dev/null",   "--device", dir + "/sock",
+                                   "--runtime-dir", dir + "/run", "--log-level", "warning",  "--only-mounts"};
   argv.insert(argv.end(), scratch.mounts().begin(), scratch.mounts().end());
   Process agent(argv, dir + "/agent.log");
 
@@ -57,8 +56,8 @@ TEST(Soak, TenThousandBackupsWithReconnectsLeaveDescriptorsThreadsAndMemoryFlat)
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(end.fds, warm.fds);
   EXPECT_EQ(end.threads, warm.threads);
-  EXPECT_LE(end.rss_kib - warm.rss_kib, 1024) << "RSS after " << kWarm << " backups: " << warm.rss_kib
-                                              << " KiB, after " << kBackups << ": " << end.rss_kib << " KiB";
+  EXPECT_LE(end.rss_kib - warm.rss_kib, 1024) << "RSS after " << kWarm << " backups: " << warm.rss_kib << " KiB, after "
+                                              << kBackups << ": " << end.rss_kib << " KiB";
   std::fprintf(stderr, "soak: fds %zu -> %zu, threads %zu -> %zu, RSS %ld -> %ld KiB\n", warm.fds, end.fds,
                warm.threads, end.threads, warm.rss_kib, end.rss_kib);
   agent.kill(SIGTERM);
