@@ -39,9 +39,12 @@ struct Outcome {
   Result result = Result::Ok;
   std::string detail;
   Clock::duration took{};
+  // A freeze that failed but could not undo all of its own part (a FITHAW failed): the engine
+  // treats the participant as frozen, so that it is thawed, and retried, like any other.
+  bool holds = false;
   bool ok() const { return result == Result::Ok; }
-  static Outcome success(std::string detail = {}) { return {Result::Ok, std::move(detail), {}}; }
-  static Outcome failure(std::string detail) { return {Result::Failed, std::move(detail), {}}; }
+  static Outcome success(std::string detail = {}) { return {Result::Ok, std::move(detail), {}, false}; }
+  static Outcome failure(std::string detail) { return {Result::Failed, std::move(detail), {}, false}; }
 };
 
 // A required participant's failure vetoes the snapshot; an optional one's is reported and skipped.

@@ -260,7 +260,7 @@ void TransactionEngine::on_late_call(size_t index, const Outcome& outcome) {
   spdlog::warn("{} {} {} returned {} after its deadline ({:.1f} ms){}{}", context().tag(), m.participant->name(),
                action_name(m.action), result_name(outcome.result), ms(outcome.took), outcome.detail.empty() ? "" : ": ",
                outcome.detail);
-  if (m.action == Action::Freeze && outcome.ok()) {
+  if (m.action == Action::Freeze && (outcome.ok() || outcome.holds)) {
     m.frozen = true;
     request_thaw(fmt::format("the freeze of {} finished after its deadline: rolling back", m.participant->name()));
   }
@@ -280,7 +280,7 @@ void TransactionEngine::give_up_on_call(Result result, std::string detail) {
   call_timer_.disarm();
   Member& m = members_[index];  // stays in flight until its Done comes
   if (m.action == Action::Freeze) m.participant->abort(Txn{txn_});
-  record(index, {result, std::move(detail), Clock::now() - m.started});
+  record(index, {result, std::move(detail), Clock::now() - m.started, false});
   step();
 }
 
@@ -294,7 +294,7 @@ void TransactionEngine::record(size_t index, Outcome outcome) {
   Phase& phase = *phase_;
   bool veto = !outcome.ok() && m.participant->policy() == Policy::Required;
   if (outcome.result == Result::Failed && !veto) outcome.result = Result::Skipped;
-  if (phase.action == Action::Freeze && outcome.ok()) m.frozen = true;
+  if (phase.action == Action::Freeze && (outcome.ok() || outcome.holds)) m.frozen = true;
   // What a failed or overrunning thaw left frozen stays ours, to be thawed again.
   if (phase.action == Action::Thaw && outcome.ok()) m.frozen = false;
   notify([&](EngineObserver& o) { o.participant_finished(context(), m.participant->name(), phase.action, outcome); });

@@ -266,9 +266,11 @@ Outcome FsFreeze::freeze(Deadline deadline) {
     std::string undone = thaw_ours();
     return Outcome::failure(error + "; rolled back: " + undone);
   }();
+  join_rescue();
   std::lock_guard lock(mutex_);
   freezing_ = false;
   if (aborted_ && !rescued_.empty()) outcome.detail += "; aborted: " + rescued_;
+  outcome.holds = !outcome.ok() && !frozen_.empty();
   return outcome;
 }
 

@@ -214,10 +214,10 @@ TEST_F(Config, FileOverOneMiBIsAnErrorNamingIt) {
 }
 
 TEST_F(Config, FileOfExactlyOneMiBIsRead) {
-  std::string text = "[Agent]\nAutoThawSec=9\n";
+  std::string text = "[Agent]\nAutoThawSec=90\n";
   text.resize(kMaxConfigFileBytes, '\n');
   EXPECT_EQ(load_promptly(write("agent.conf", text)), "");
-  EXPECT_EQ(agent_.auto_thaw, 9s);
+  EXPECT_EQ(agent_.auto_thaw, 90s);
 }
 
 TEST_F(Config, DropInThatIsNotARegularFileIsAnError) {
@@ -244,9 +244,20 @@ TEST_F(Config, CommandLineListReplacesTheFileList) {
 
 TEST_F(Config, CommandLineOverridesTheFileValue) {
   auto path = write("agent.conf", "[Agent]\nReplyBudgetSec=10\nAutoThawSec=20\n");
-  EXPECT_EQ(configure_with({"--config", path, "--reply-budget", "500ms"}), std::nullopt);
-  EXPECT_EQ(agent_.reply_budget, 500ms);
+  EXPECT_EQ(configure_with({"--config", path, "--reply-budget", "1500ms"}), std::nullopt);
+  EXPECT_EQ(agent_.reply_budget, 1500ms);
   EXPECT_EQ(agent_.auto_thaw, 20s);
+}
+
+// The kernel waits 30 s for the reply to HOT_BACKUP and THAW; an auto-thaw under 10 s would thaw
+// an ordinary snapshot under the host.
+TEST_F(Config, ReplyBudgetOutsideOneToThirtySecondsAndAutoThawUnderTenAreErrors) {
+  EXPECT_EQ(load_promptly(write("a.conf", "[Agent]\nReplyBudgetSec=31\n")),
+            (dir_ / "a.conf").string() +
+                ":2: ReplyBudgetSec=: '31' is outside what the kernel waits for a reply (1s to 30s)");
+  EXPECT_EQ(configure_with({"--config", "/dev/null", "--reply-budget", "900ms"}), 2);
+  EXPECT_EQ(configure_with({"--config", "/dev/null", "--auto-thaw", "9s"}), 2);
+  EXPECT_EQ(configure_with({"--config", "/dev/null", "--reply-budget", "30s", "--auto-thaw", "10s"}), std::nullopt);
 }
 
 TEST_F(Config, BadOptionValueExitsTwoNamingTheOption) {

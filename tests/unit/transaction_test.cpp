@@ -42,6 +42,7 @@ class Scripted final : public Participant {
 
   std::set<Action> fails;  // these calls fail
   std::set<Action> hold;   // these calls complete only on release()
+  bool holds_on_failure = false;  // a failed call still holds something frozen
   std::optional<Deadline> last_deadline;
 
  private:
@@ -56,7 +57,9 @@ class Scripted final : public Participant {
     ASSERT_TRUE(post(loop_, [done = std::move(done), result] { done(result); }));
   }
   Outcome outcome(Result result) const {
-    return result == Result::Ok ? Outcome::success() : Outcome::failure(name_ + " says no");
+    Outcome o = result == Result::Ok ? Outcome::success() : Outcome::failure(name_ + " says no");
+    o.holds = result != Result::Ok && holds_on_failure;
+    return o;
   }
 
   std::string name_;
@@ -208,6 +211,15 @@ TEST_F(Engine, FailedFreezeRollsBackExactlyWhatFrozeInReverse) {
   EXPECT_TRUE(recorder_.saw("opt freeze skipped"));
   EXPECT_TRUE(recorder_.saw("c freeze failed"));
   EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_E_FAIL"));
+}
+
+TEST_F(Engine, AFreezeThatFailsButStillHoldsSomethingIsThawedByTheRollback) {
+  c_.fails = {Action::Freeze};
+  c_.holds_on_failure = true;  // its own undo failed
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Fail);
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze", "c.thaw", "b.thaw", "a.thaw"}));
+  EXPECT_FALSE(engine_->frozen());
 }
 
 TEST_F(Engine, OptionalParticipantThatFailsIsSkippedAndTheSnapshotGoesOn) {
