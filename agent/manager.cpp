@@ -55,6 +55,7 @@ void Manager::recover_next() {
       spdlog::error("{}: a previous agent left it frozen; recovery incomplete: {}", p->name(), outcome.detail);
     else if (!outcome.detail.empty())
       spdlog::warn("{}: a previous agent left it frozen; recovered: {}", p->name(), outcome.detail);
+    if (outcome.holds) engine_.adopt_frozen(p);
     recover_next();
   });
 }

@@ -359,13 +359,7 @@ void TransactionEngine::finish_thaw(Phase& phase) {
   set_state(frozen() ? State::Frozen : State::Idle);
   if (phase.seq == 0 && freeze_answered_ok_) thawed_early_ = true;
   if (frozen()) {
-    // Still ours: retried with backoff (and by the auto-thaw, and on the next THAW) until it works.
-    thaw_failed_ = true;
-    spdlog::error("{} thaw incomplete, retrying in {} s: {}", context().tag(),
-                  std::chrono::duration<double>(thaw_retry_backoff_).count(), phase.detail);
-    if (Status s = thaw_retry_timer_.arm(Clock::now() + thaw_retry_backoff_); !s)
-      spdlog::critical("{} {}: the thaw is retried only by the auto-thaw or a THAW", context().tag(), s.message());
-    thaw_retry_backoff_ = std::min(thaw_retry_backoff_ * 2, kLastThawRetry);
+    retry_thaw_later(phase.detail);
     return;
   }
   if (thaw_failed_) spdlog::info("{} the thaw that had failed succeeded", context().tag());
@@ -374,6 +368,23 @@ void TransactionEngine::finish_thaw(Phase& phase) {
   thaw_retry_timer_.disarm();
   auto_thaw_timer_.disarm();
   if (phase.seq == 0) spdlog::info("{} thawed{}{}", context().tag(), phase.detail.empty() ? "" : ": ", phase.detail);
+}
+
+// Still ours: retried with backoff (and by the auto-thaw, and on the next THAW) until it works.
+void TransactionEngine::retry_thaw_later(std::string_view detail) {
+  thaw_failed_ = true;
+  spdlog::error("{} thaw incomplete, retrying in {} s: {}", context().tag(),
+                std::chrono::duration<double>(thaw_retry_backoff_).count(), detail);
+  if (Status s = thaw_retry_timer_.arm(Clock::now() + thaw_retry_backoff_); !s)
+    spdlog::critical("{} {}: the thaw is retried only by the auto-thaw or a THAW", context().tag(), s.message());
+  thaw_retry_backoff_ = std::min(thaw_retry_backoff_ * 2, kLastThawRetry);
+}
+
+void TransactionEngine::adopt_frozen(Participant* participant) {
+  for (Member& m : members_)
+    if (m.participant == participant) m.frozen = true;
+  set_state(State::Frozen);
+  retry_thaw_later(fmt::format("{}: what a previous agent left frozen", participant->name()));
 }
 
 bool TransactionEngine::arm_auto_thaw() {

@@ -71,6 +71,9 @@ class TransactionEngine {
   void handle(uint8_t op, ReplyFn reply);
   // The channel to the host is gone: no reply is owed any more; thaw whatever is frozen.
   void abandon(std::string_view why);
+  // At start-up a participant's recovery could not thaw all that its dead predecessor left
+  // frozen: it is treated as a thaw that failed, retried with backoff.
+  void adopt_frozen(Participant* participant);
   // Thaw whatever is frozen and wait for every participant, then call `done` (at shutdown).
   void stop(std::function<void()> done);
 
@@ -131,6 +134,7 @@ class TransactionEngine {
   void on_late_call(size_t index, const Outcome& outcome);
   bool arm_auto_thaw();
   void maybe_finish_transaction();
+  void retry_thaw_later(std::string_view detail);
   void end_transaction();
   void record(size_t index, Outcome outcome);
   void finish_phase();

@@ -388,12 +388,16 @@ Outcome FsFreeze::recover() {
         fmt::format("{} ({}) is not a filesystem this agent freezes now: left alone", e.mount_point, e.dev));
     intent_.remove(e.dev);
   }
-  // Planned order is freeze order; thaw_held walks it backwards.
+  // Planned order is freeze order; thaw_held walks it backwards. What cannot be thawed is ours
+  // from now on, and the engine retries it.
   std::vector<Held> kept;
   std::string detail = thaw_held(held, &kept);
-  if (!kept.empty()) ok = false;
   if (!notes.empty()) detail += "; " + join(notes);
-  return ok ? Outcome::success(detail) : Outcome::failure(detail);
+  Outcome outcome = ok && kept.empty() ? Outcome::success(detail) : Outcome::failure(detail);
+  outcome.holds = !kept.empty();
+  std::lock_guard lock(mutex_);
+  for (auto& k : kept) frozen_.push_back(std::move(k));
+  return outcome;
 }
 
 }  // namespace hvvss::fsfreeze

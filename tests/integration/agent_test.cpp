@@ -320,6 +320,27 @@ TEST_F(AgentTest, WhatAFailedThawLeftFrozenStaysOursUntilTheNextAgentThawsIt) {
   EXPECT_NE(stop_and_read_log(second).find("recovered: thawed 1 filesystem(s): " + mounts()[1]), std::string::npos);
 }
 
+// A FITHAW that fails during recovery leaves the filesystem the new agent's own, retried until it
+// is thawed.
+TEST_F(AgentTest, AThawThatFailsDuringRecoveryIsRetried) {
+  use({"ext4", "xfs"});
+  Process& host = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  Process& first = start_agent({.extra = {"--auto-thaw", "10min"}});
+  ASSERT_EQ(reply_to(host, "FREEZE"), "HV_S_OK");
+  first.kill(SIGKILL);
+  first.wait();
+  ASSERT_TRUE(intent_recorded());
+  Process& second = start_agent({.faults = "thaw:" + mounts()[1] + "=fail:EIO:1"});
+  EXPECT_TRUE(write_completes(mounts()[0]));
+  EXPECT_TRUE(write_completes(mounts()[1]));  // by the retry
+  host.write_stdin("done");
+  EXPECT_EQ(host.wait(), 0);
+  EXPECT_FALSE(intent_recorded());
+  std::string log = stop_and_read_log(second);
+  EXPECT_NE(log.find("recovery incomplete"), std::string::npos) << log;
+  EXPECT_NE(log.find("the thaw that had failed succeeded"), std::string::npos) << log;
+}
+
 // An intent record that names what the agent would not freeze now (outside the allow-list, `/`)
 // is never thawed by recovery.
 TEST_F(AgentTest, RecoveryNeverThawsWhatTheCurrentAllowListDoesNotName) {

@@ -40,8 +40,8 @@ class Scripted final : public Participant {
   }
   bool holding(Action action) const { return held_.count(action) > 0; }
 
-  std::set<Action> fails;  // these calls fail
-  std::set<Action> hold;   // these calls complete only on release()
+  std::set<Action> fails;         // these calls fail
+  std::set<Action> hold;          // these calls complete only on release()
   bool holds_on_failure = false;  // a failed call still holds something frozen
   std::optional<Deadline> last_deadline;
 
