@@ -416,6 +416,30 @@ TEST_F(AgentTest, StoppingWhileFrozenThawsBeforeExit) {
   EXPECT_EQ(sim.wait(), 0);
 }
 
+TEST_F(AgentTest, ExitsAndThawsOnSigtermWhileNobodyReadsItsStderr) {
+  use({"ext4", "xfs"});
+  std::string fifo = dir() + "/stderr.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  UniqueFd reader(open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));  // kept open, never read
+  {
+    UniqueFd writer(open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    std::string page(4096, 'x');
+    while (write(writer.get(), page.data(), page.size()) > 0) continue;
+    ASSERT_EQ(errno, EAGAIN);  // full: the agent's first log line will wait
+  }
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  Process& agent = start_agent({.log = fifo});
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  auto probes = probes_blocked_on_every_mount();
+  ASSERT_TRUE(sleeps_in(agent.pid(), "pipe_write"));  // its log writer is stuck
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  EXPECT_FALSE(intent_recorded());
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
 TEST(AgentCommandLine, BadOptionValueIsAnErrorNamingTheOption) {
   std::string log = "/tmp/hv-vss-cli-" + std::to_string(getpid()) + ".log";
   Process agent({agent_bin(), "--config", "/dev/null", "--reply-budget", "soon"}, log);

@@ -271,6 +271,19 @@ bool stuck_in_freeze(pid_t pid) {
   return false;
 }
 
+bool sleeps_in(pid_t pid, std::string_view function) {
+  auto until = Clock::now() + kPatience;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  while (Clock::now() < until) {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec))
+      if (read_proc(task.path() / "wchan").find(function) != std::string::npos) return true;
+    if (ec) return false;  // the process is gone
+    std::this_thread::yield();
+  }
+  return false;
+}
+
 bool all_writable(const std::vector<std::string>& mounts) {
   for (const auto& m : mounts) {
     ProbeWriter probe(m);

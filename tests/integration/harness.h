@@ -11,6 +11,7 @@
 #include <future>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -108,6 +109,10 @@ class StuckWriter {
 
 // True once a thread of process `pid` waits inside a FIFREEZE (freeze_super), within kPatience.
 bool stuck_in_freeze(pid_t pid);
+
+// True once a thread of process `pid` sleeps in a kernel function whose name contains
+// `function` (its wchan), within kPatience: "pipe_write" for a write to a full pipe.
+bool sleeps_in(pid_t pid, std::string_view function);
 
 // True if every probe's write completes straight away (nothing is frozen).
 bool all_writable(const std::vector<std::string>& mounts);
