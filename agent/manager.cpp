@@ -1,7 +1,6 @@
 #include "agent/manager.h"
 
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 
 namespace hvvss {
 
@@ -22,6 +21,7 @@ Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::uniq
       settings_(std::move(settings)),
       participants_(std::move(participants)),
       engine_(loop, pointers(participants_), settings_.engine),
+      notifier_(loop, Notifier::address_from_environment()),
       reconnect_timer_(loop, [this] { register_channel(); }),
       backoff_(kMinBackoff) {
   engine_.add_observer(&log_);
@@ -161,9 +161,7 @@ void Manager::exit(int code) {
   if (int r = sd_event_exit(loop_, code); r < 0) spdlog::critical("cannot leave the event loop: {}", std::strerror(-r));
 }
 
-void Manager::notify(const std::string& text) {
-  if (int r = sd_notify(0, text.c_str()); r < 0) spdlog::debug("sd_notify failed: {}", std::strerror(-r));
-}
+void Manager::notify(const std::string& text) { notifier_.notify(text); }
 
 void Manager::request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration, bool) {
   notify(

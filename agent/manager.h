@@ -7,6 +7,7 @@
 #include "agent/device.h"
 #include "agent/intent.h"
 #include "agent/log_observer.h"
+#include "agent/notify.h"
 #include "agent/participant.h"
 #include "agent/status.h"
 #include "agent/transaction.h"
@@ -61,6 +62,7 @@ class Manager final : private EngineObserver {
   LogObserver log_;
   Device device_;
   RuntimeLock lock_;
+  Notifier notifier_;
   Timer reconnect_timer_;
   sd_event_source* io_ = nullptr;
   std::chrono::milliseconds backoff_;

@@ -28,6 +28,39 @@ std::string slurp(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
+// A datagram socket bound at `path`, standing in for systemd's notify socket.
+UniqueFd bind_datagram(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
+  return fd;
+}
+
+// The next datagram ("" after kPatience).
+std::string next_datagram(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  char buf[512] = {};
+  if (poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kPatience).count())) != 1 ||
+      recv(fd, buf, sizeof buf - 1, 0) <= 0)
+    return {};
+  return buf;
+}
+
+// Sends `message` to the datagram socket at `path` until its queue is full; returns how many fit.
+int fill_datagram_socket(const std::string& path, const std::string& message) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  int sent = 0;
+  while (sendto(fd.get(), message.data(), message.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&addr),
+                sizeof addr) == static_cast<ssize_t>(message.size()))
+    ++sent;
+  return errno == EAGAIN ? sent : -1;
+}
+
 // How to start one agent; every field has a default that suits most tests.
 struct AgentRun {
   std::vector<std::string> extra = {};                // more options
@@ -304,26 +337,40 @@ TEST_F(AgentTest, SysfsNamesTheImageBehindALoopMountedFilesystem) {
 TEST_F(AgentTest, TellsSystemdWhenItIsReadyAndWhatItLastDid) {
   use({"ext4"});
   std::string path = dir() + "/notify";
-  UniqueFd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  ASSERT_EQ(bind(notify.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  auto next_message = [&] {
-    pollfd pfd{notify.get(), POLLIN, 0};
-    char buf[512] = {};
-    if (poll(&pfd, 1, 30000) != 1 || recv(notify.get(), buf, sizeof buf - 1, 0) <= 0) return std::string();
-    return std::string(buf);
-  };
+  UniqueFd notify = bind_datagram(path);
+  ASSERT_TRUE(notify);
   Process& sim = start_sim({"backup", "--hold", "0"});
   start_agent({.env = {"NOTIFY_SOCKET=" + path}});
-  std::string ready = next_message();
+  std::string ready = next_datagram(notify.get());
   EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
   EXPECT_NE(ready.find("STATUS=Registered on " + socket()), std::string::npos) << ready;
   std::string last;
-  for (std::string m; (m = next_message()).find("THAW") == std::string::npos && !m.empty();) last = m;
+  for (std::string m; (m = next_datagram(notify.get())).find("THAW") == std::string::npos && !m.empty();) last = m;
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_NE(last.find("STATUS=Last request FREEZE answered HV_S_OK; frozen"), std::string::npos) << last;
+}
+
+TEST_F(AgentTest, ANotifySocketNobodyReadsNeverHoldsUpRepliesOrAutoThawAndHearsTheLatestOnceDrained) {
+  use({"ext4", "xfs"});
+  std::string path = dir() + "/notify";
+  UniqueFd notify = bind_datagram(path);
+  ASSERT_TRUE(notify);
+  ASSERT_GT(fill_datagram_socket(path, "FILLER=1"), 0);  // no room for the agent's first message
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  Process& agent = start_agent({.extra = {"--auto-thaw", "1s"}, .env = {"NOTIFY_SOCKET=" + path}});
+  ASSERT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  auto probes = probes_blocked_on_every_mount();
+  for (auto& p : probes) EXPECT_TRUE(p->completes());  // thawed automatically
+  // Once the socket drains, systemd gets what it missed as one message: READY=1 is not lost.
+  std::string message;
+  while ((message = next_datagram(notify.get())) == "FILLER=1") continue;
+  EXPECT_NE(message.find("READY=1"), std::string::npos) << message;
+  EXPECT_NE(message.find("STATUS=Last request FREEZE answered HV_S_OK; frozen"), std::string::npos) << message;
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
 }
 
 TEST_F(AgentTest, ThawWhileIdleIsAnsweredOk) {
