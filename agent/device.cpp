@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -14,7 +13,6 @@ namespace hvvss {
 
 namespace {
 
-constexpr int kHandshakeTimeoutMs = 5000;
 constexpr size_t kReadBuffer = 256;  // larger than any frame, so oversized ones are seen whole
 
 Status open_error(const std::string& path, int err) {
@@ -29,14 +27,22 @@ Status open_error(const std::string& path, int err) {
           "{} is busy: another VSS daemon has it open, most likely hv-vss-daemon.service "
           "(hypervvssd.service on Fedora/RHEL) from hyperv-daemons; stop and disable it",
           path);
+    case EAGAIN:
+      return Status::errorf("{} does not take the connection: its listen backlog is full, nothing accepts on it", path);
     case EACCES:
     case EPERM: return Status::from_errno(err, fmt::format("{} (hv-vss-agent must run as root)", path));
     default: return Status::from_errno(err, path);
   }
 }
 
+Status refused(const std::string& path) {
+  return Status::errorf("{} closed the channel during registration: another VSS daemon is probably connected", path);
+}
+
+// A Unix socket connect() completes at once or fails (EAGAIN when the listener's backlog is
+// full); the socket stays non-blocking for good.
 UniqueFd connect_socket(const std::string& path, int& err) {
-  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (!fd || path.size() >= sizeof addr.sun_path) {
@@ -60,11 +66,6 @@ ssize_t retry_eintr(auto call) {
 
 }  // namespace
 
-Status Device::connect(const std::string& path) {
-  if (Status s = open(path); !s) return s;
-  return register_with_kernel();
-}
-
 Status Device::open(const std::string& path) {
   close();
   path_ = path;
@@ -84,32 +85,29 @@ Status Device::open(const std::string& path) {
   return {};
 }
 
-Status Device::register_with_kernel() {
-  Status s = handshake(path_);
-  if (!s) close();
-  return s;
+Status Device::send_register() {
+  Frame hello = encode_request(static_cast<uint8_t>(Op::Register1));
+  ssize_t n = retry_eintr([&] { return send_frame(hello); });
+  if (n == static_cast<ssize_t>(hello.size())) return {};
+  if (n >= 0) return Status::errorf("{}: registration (REGISTER1) failed: short write of {} bytes", path_, n);
+  if (errno == EPIPE || errno == ECONNRESET) return refused(path_);
+  if (errno == EAGAIN)
+    return Status::errorf("{}: registration (REGISTER1) could not be written at once: the other side does not read",
+                          path_);
+  return Status::from_errno(errno, fmt::format("{}: registration (REGISTER1) failed", path_));
 }
 
-Status Device::handshake(const std::string& path) {
-  Status refused =
-      Status::errorf("{} closed the channel during registration: another VSS daemon is probably connected", path);
-  Frame hello = encode_request(static_cast<uint8_t>(Op::Register1));
-  if (retry_eintr([&] { return send_frame(hello); }) != static_cast<ssize_t>(hello.size()))
-    return errno == EPIPE || errno == ECONNRESET
-               ? refused
-               : Status::from_errno(errno, fmt::format("{}: registration (REGISTER1) failed", path));
-  pollfd pfd{fd_.get(), POLLIN, 0};
-  int ready;
-  do ready = poll(&pfd, 1, kHandshakeTimeoutMs);
-  while (ready < 0 && errno == EINTR);
-  if (ready == 0) return Status::errorf("{}: no version reply within {} ms of REGISTER1", path, kHandshakeTimeoutMs);
+Status Device::read_version(bool* done) {
+  *done = false;
   uint8_t buffer[kReadBuffer];
   ssize_t n = retry_eintr([&] { return ::read(fd_.get(), buffer, sizeof buffer); });
-  if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return refused;
-  if (n < 0) return Status::from_errno(errno, fmt::format("{}: reading the version reply failed", path));
+  if (n < 0 && errno == EAGAIN) return {};  // a spurious wake-up
+  if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) return refused(path_);
+  if (n < 0) return Status::from_errno(errno, fmt::format("{}: reading the version reply failed", path_));
   if (n != static_cast<ssize_t>(kVersionReplySize))
-    return Status::errorf("{}: invalid version negotiation: {}-byte reply, expected {}", path, n, kVersionReplySize);
+    return Status::errorf("{}: invalid version negotiation: {}-byte reply, expected {}", path_, n, kVersionReplySize);
   std::memcpy(&kernel_version_, buffer, sizeof kernel_version_);
+  *done = true;
   return {};
 }
 
@@ -122,8 +120,10 @@ Status Device::read(std::vector<std::byte>* frame) {
   return Status::from_errno(errno, "read failed");
 }
 
+// The character device never makes a write wait (PROTOCOL.md §2.5); on the socket,
+// MSG_DONTWAIT makes sure of it even if the descriptor lost O_NONBLOCK.
 ssize_t Device::send_frame(const Frame& frame) {
-  return socket_ ? ::send(fd_.get(), frame.data(), frame.size(), MSG_NOSIGNAL)
+  return socket_ ? ::send(fd_.get(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT)
                  : ::write(fd_.get(), frame.data(), frame.size());
 }
 
@@ -133,6 +133,8 @@ Status Device::write(const Frame& frame) {
   if (n < 0 && errno == EINVAL)
     return Status::error(
         "the kernel rejected the reply (EINVAL): it no longer waits for one (timeout or hibernation THAW)");
+  if (n < 0 && errno == EAGAIN)
+    return Status::error("the reply could not be written at once: the other side does not read (EAGAIN)");
   return n < 0 ? Status::from_errno(errno, "write failed") : Status::errorf("short write of {} bytes", n);
 }
 

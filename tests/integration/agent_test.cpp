@@ -1,6 +1,7 @@
 // The real hv-vss-agent binary against the real hv-vss-sim, freezing real loop-mounted ext4,
 // xfs and btrfs filesystems that each test creates and always removes. The agent always runs
 // with an allow-list of exactly those mounts.
+#include "agent/protocol.h"
 #include "plugins/fsfreeze/targets.h"
 #include "tests/integration/harness.h"
 
@@ -59,6 +60,22 @@ int fill_datagram_socket(const std::string& path, const std::string& message) {
                 sizeof addr) == static_cast<ssize_t>(message.size()))
     ++sent;
   return errno == EAGAIN ? sent : -1;
+}
+
+// Sends requests that the agent refuses at once (an unknown operation) and never reads a reply,
+// until the agent lets go of the channel; false if it does not within kPatience.
+bool flood_until_hangup(int channel) {
+  Frame request = encode_request(42);
+  auto until = Clock::now() + kPatience;
+  while (Clock::now() < until) {
+    pollfd pfd{channel, POLLOUT, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (poll(&pfd, 1, static_cast<int>(std::max<long long>(left, 0))) != 1) return false;
+    if (pfd.revents & POLLHUP) return true;
+    if (send(channel, request.data(), request.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+      return errno == EPIPE || errno == ECONNRESET;
+  }
+  return false;
 }
 
 // How to start one agent; every field has a default that suits most tests.
@@ -461,6 +478,72 @@ TEST_F(AgentTest, StoppingWhileFrozenThawsBeforeExit) {
   EXPECT_FALSE(intent_recorded());
   sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, SigtermWhileTheHostLeavesRegistrationUnansweredStopsTheAgent) {
+  use({"ext4"});
+  FakeHost host(socket());
+  Process& agent = start_agent();
+  UniqueFd channel = host.accept();
+  ASSERT_TRUE(channel);
+  std::vector<std::byte> hello = FakeHost::receive(channel.get());
+  ASSERT_EQ(hello.size(), kFrameSize);
+  EXPECT_EQ(static_cast<uint8_t>(hello[0]), static_cast<uint8_t>(Op::Register1));
+  // The agent waits for a version reply that never comes; its loop must still serve signals.
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+}
+
+TEST_F(AgentTest, AFirstRegistrationNeverAnsweredEndsTheAgentWithAClearMessage) {
+  use({"ext4"});
+  FakeHost host(socket());
+  Process& agent = start_agent();
+  UniqueFd channel = host.accept();
+  ASSERT_TRUE(channel);
+  ASSERT_EQ(FakeHost::receive(channel.get()).size(), kFrameSize);
+  EXPECT_EQ(agent.wait(), 1);
+  EXPECT_NE(slurp(agent_log()).find(socket() + ": no version reply within 5000 ms of REGISTER1"), std::string::npos)
+      << slurp(agent_log());
+}
+
+TEST_F(AgentTest, AHostThatTakesNoMoreConnectionsEndsTheStartInsteadOfHangingIt) {
+  use({"ext4"});
+  FakeHost host(socket(), 0);
+  host.fill_backlog();
+  Process& agent = start_agent();
+  EXPECT_EQ(agent.wait(), 1);
+  EXPECT_NE(slurp(agent_log()).find(socket() + " does not take the connection: its listen backlog is full"),
+            std::string::npos)
+      << slurp(agent_log());
+}
+
+TEST_F(AgentTest, AReplyTheHostDoesNotReadLosesTheChannelAndThaws) {
+  use({"ext4", "xfs"});
+  FakeHost host(socket());
+  Process& agent = start_agent();
+  UniqueFd channel = host.accept();
+  ASSERT_TRUE(channel);
+  ASSERT_EQ(FakeHost::receive(channel.get()).size(), kFrameSize);  // REGISTER1
+  uint32_t version = kKernelVersion;
+  ASSERT_TRUE(FakeHost::send(channel.get(), &version, sizeof version));
+  for (Op op : {Op::HotBackup, Op::Freeze}) {
+    Frame request = encode_request(static_cast<uint8_t>(op));
+    ASSERT_TRUE(FakeHost::send(channel.get(), request.data(), request.size()));
+    std::vector<std::byte> reply = FakeHost::receive(channel.get());
+    ASSERT_EQ(reply.size(), kFrameSize);
+    Frame frame;
+    std::copy(reply.begin(), reply.end(), frame.begin());
+    EXPECT_EQ(reply_status(frame), static_cast<uint32_t>(HvStatus::Ok)) << op_name(static_cast<uint8_t>(op));
+  }
+  auto probes = probes_blocked_on_every_mount();
+  // From here on the host reads nothing: the replies pile up until the socket takes no more.
+  ASSERT_TRUE(flood_until_hangup(channel.get()));
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  // It registers again (on a connection left in the backlog, never answered) and obeys SIGTERM.
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+  EXPECT_FALSE(intent_recorded());
+  EXPECT_NE(slurp(agent_log()).find("the reply could not be written at once"), std::string::npos);
 }
 
 TEST_F(AgentTest, ExitsAndThawsOnSigtermWhileNobodyReadsItsStderr) {
