@@ -4,16 +4,21 @@
 #include <fmt/format.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <string_view>
 
 namespace hvvss {
 
 namespace {
 
 constexpr size_t kReadBuffer = 256;  // larger than any frame, so oversized ones are seen whole
+constexpr std::string_view kVssClass = "misc";
+constexpr std::string_view kVssName = "vmbus/hv_vss";  // DEVNAME of /dev/vmbus/hv_vss
 
 Status open_error(const std::string& path, int err) {
   switch (err) {
@@ -57,6 +62,38 @@ UniqueFd connect_socket(const std::string& path, int& err) {
   return fd;
 }
 
+// A sysfs attribute: one read returns all of it.
+std::string read_attribute(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  char buffer[4096];
+  ssize_t n = fd ? ::read(fd.get(), buffer, sizeof buffer) : -1;
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
+}
+
+// Asks sysfs what the character device `rdev` is, and refuses anything but the VSS misc
+// device, naming what it is instead.
+Status identify(const std::string& path, dev_t rdev) {
+  std::string sys = fmt::format("/sys/dev/char/{}:{}", major(rdev), minor(rdev));
+  std::error_code ec;
+  std::string device_class = std::filesystem::read_symlink(sys + "/subsystem", ec).filename();
+  std::string name;
+  std::string uevent = read_attribute(sys + "/uevent");
+  for (size_t start = 0, end; start < uevent.size(); start = end + 1) {
+    end = uevent.find('\n', start);
+    if (end == std::string::npos) end = uevent.size();
+    std::string_view line(uevent.data() + start, end - start);
+    if (line.starts_with("DEVNAME=")) name = line.substr(8);
+  }
+  if (device_class == kVssClass && name == kVssName) return {};
+  std::string what = name.empty() ? fmt::format("a character device ({}:{}) that sysfs does not know by name",
+                                                major(rdev), minor(rdev))
+                                  : fmt::format("the character device /dev/{} ({}:{}, class {})", name, major(rdev),
+                                                minor(rdev), device_class.empty() ? "unknown" : device_class);
+  return Status::errorf(
+      "{} is {}, not the Hyper-V VSS device (the misc device {}): refusing to use it; nothing was written to it", path,
+      what, kVssName);
+}
+
 ssize_t retry_eintr(auto call) {
   ssize_t n;
   do n = call();
@@ -69,15 +106,24 @@ ssize_t retry_eintr(auto call) {
 Status Device::open(const std::string& path) {
   close();
   path_ = path;
+  // O_PATH looks at what the path names without opening it for reading or writing: nothing is
+  // opened for writing before it has been identified.
+  UniqueFd node(::open(path.c_str(), O_PATH | O_CLOEXEC));
   struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return open_error(path, errno);
+  if (!node || fstat(node.get(), &st) != 0) return open_error(path, errno);
   int err = 0;
   socket_ = S_ISSOCK(st.st_mode);
   if (socket_) {
     fd_ = connect_socket(path, err);
   } else if (S_ISCHR(st.st_mode)) {
-    fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (Status s = identify(path, st.st_rdev); !s) return s;
+    // Reopened through the O_PATH descriptor, so that it is the very node that was identified
+    // even if the path has changed since.
+    std::string node_path = fmt::format("/proc/self/fd/{}", node.get());
+    fd_ = UniqueFd(::open(node_path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY));
     err = errno;
+    if (!fd_ && err == ENOENT)
+      return Status::from_errno(err, fmt::format("{}: cannot reopen it as {}", path, node_path));
   } else {
     return Status::errorf("{} is neither a character device nor a socket", path);
   }

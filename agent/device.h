@@ -18,8 +18,9 @@ namespace hvvss {
 
 class Device {
  public:
-  // Opens `path`: a socket is connected without waiting, a character device is opened (where a
-  // second daemon gets the kernel's EBUSY). Errors are sentences for the admin.
+  // Opens `path`: a socket is connected; a character device is first identified as the VSS
+  // misc device (anything else is refused, and nothing is written to it), then opened, where a
+  // second daemon gets the kernel's EBUSY. Errors are sentences for the admin.
   Status open(const std::string& path);
   // Sends REGISTER1; the kernel then queues its version reply for read_version().
   Status send_register();

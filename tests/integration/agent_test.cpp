@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -84,6 +85,7 @@ struct AgentRun {
   std::optional<std::vector<std::string>> only = {};  // the allow-list; default: every scratch mount
   std::string log = {};                               // stderr; default: the test's agent.log
   std::string runtime_dir = {};                       // default: the test's run/
+  std::string device = {};                            // default: the simulator's socket
   std::vector<std::string> env = {};                  // NAME=VALUE for the agent's environment
 };
 
@@ -117,8 +119,9 @@ class AgentTest : public ::testing::Test {
   Process& start_agent(AgentRun run = {}) {
     std::vector<std::string> argv = {"/usr/bin/env"};
     argv.insert(argv.end(), run.env.begin(), run.env.end());
-    argv.insert(argv.end(), {agent_bin(), "--config", "/dev/null", "--device", socket(), "--log-level", "debug",
-                             "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir});
+    argv.insert(argv.end(),
+                {agent_bin(), "--config", "/dev/null", "--device", run.device.empty() ? socket() : run.device,
+                 "--log-level", "debug", "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir});
     argv.emplace_back("--only-mounts");
     for (const auto& m : run.only.value_or(mounts())) argv.push_back(m);
     argv.insert(argv.end(), run.extra.begin(), run.extra.end());
@@ -568,6 +571,52 @@ TEST_F(AgentTest, ExitsAndThawsOnSigtermWhileNobodyReadsItsStderr) {
   EXPECT_FALSE(intent_recorded());
   sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, ADevicePathLinkedToAnotherCharacterDeviceIsRefusedByName) {
+  use({"ext4"});
+  std::string link = dir() + "/hv_vss";
+  fs::create_symlink("/dev/null", link);
+  Process& agent = start_agent({.device = link});
+  EXPECT_EQ(agent.wait(), 1);
+  EXPECT_NE(slurp(agent_log())
+                .find(link + " is the character device /dev/null (1:3, class mem), not the Hyper-V "
+                             "VSS device (the misc device vmbus/hv_vss)"),
+            std::string::npos)
+      << slurp(agent_log());
+}
+
+TEST_F(AgentTest, NothingIsWrittenToACharacterDeviceThatIsNotTheVssDevice) {
+  use({"ext4"});
+  // A pseudo-terminal shows on its master side whatever is written to the terminal.
+  UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_TRUE(master);
+  ASSERT_EQ(grantpt(master.get()), 0);
+  ASSERT_EQ(unlockpt(master.get()), 0);
+  std::string terminal = ptsname(master.get());
+  UniqueFd ours(open(terminal.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  termios raw{};
+  ASSERT_EQ(tcgetattr(ours.get(), &raw), 0);
+  cfmakeraw(&raw);
+  ASSERT_EQ(tcsetattr(ours.get(), TCSANOW, &raw), 0);
+  std::string link = dir() + "/hv_vss";
+  fs::create_symlink(terminal, link);
+  Process& agent = start_agent({.device = link});
+  EXPECT_EQ(agent.wait(), 1);
+  // Our own marker comes after anything the agent wrote, as the terminal keeps the order.
+  ASSERT_EQ(write(ours.get(), "END", 3), 3);
+  std::string seen;
+  while (!seen.ends_with("END")) {
+    pollfd pfd{master.get(), POLLIN, 0};
+    char buf[256];
+    ssize_t n = poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kPatience).count())) == 1
+                    ? read(master.get(), buf, sizeof buf)
+                    : -1;
+    ASSERT_GT(n, 0);
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(seen.size(), 3u) << "the agent wrote " << seen.size() - 3 << " byte(s) to " << terminal;
+  EXPECT_NE(slurp(agent_log()).find("not the Hyper-V VSS device"), std::string::npos) << slurp(agent_log());
 }
 
 TEST(AgentCommandLine, BadOptionValueIsAnErrorNamingTheOption) {

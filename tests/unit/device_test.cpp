@@ -1,5 +1,6 @@
-// The channel's open() on what it must refuse: a file that is neither a device nor a socket, and
-// a socket that takes no more connections (refused at once rather than waited for).
+// The channel's open() on what it must refuse: a character device that is not the VSS device
+// (identified through sysfs before it is opened for writing) and a socket that takes no more
+// connections (refused at once rather than waited for).
 #include "agent/device.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,17 @@
 
 namespace hvvss {
 namespace {
+
+TEST(Device, RefusesAnotherCharacterDeviceAndSaysWhatItIs) {
+  Device device;
+  Status s = device.open("/dev/kmsg");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.message().find("/dev/kmsg is the character device /dev/kmsg (1:11, class mem), not the Hyper-V VSS "
+                             "device (the misc device vmbus/hv_vss)"),
+            std::string::npos)
+      << s.message();
+  EXPECT_FALSE(device.is_open());
+}
 
 TEST(Device, RefusesAFileThatIsNeitherADeviceNorASocket) {
   Device device;
