@@ -370,6 +370,7 @@ TEST_F(AgentTest, TellsSystemdWhenItIsReadyAndWhatItLastDid) {
   EXPECT_NE(last.find("STATUS=Last request FREEZE answered HV_S_OK; frozen"), std::string::npos) << last;
 }
 
+// Takes the auto-thaw's delay, 10 s: the shortest that the range check of --auto-thaw allows.
 TEST_F(AgentTest, ANotifySocketNobodyReadsNeverHoldsUpRepliesOrAutoThawAndHearsTheLatestOnceDrained) {
   use({"ext4", "xfs"});
   std::string path = dir() + "/notify";
@@ -377,7 +378,7 @@ TEST_F(AgentTest, ANotifySocketNobodyReadsNeverHoldsUpRepliesOrAutoThawAndHearsT
   ASSERT_TRUE(notify);
   ASSERT_GT(fill_datagram_socket(path, "FILLER=1"), 0);  // no room for the agent's first message
   Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
-  Process& agent = start_agent({.extra = {"--auto-thaw", "1s"}, .env = {"NOTIFY_SOCKET=" + path}});
+  Process& agent = start_agent({.extra = {"--auto-thaw", "10s"}, .env = {"NOTIFY_SOCKET=" + path}});
   ASSERT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
   ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
   auto probes = probes_blocked_on_every_mount();
