@@ -1,7 +1,9 @@
-// The channel to the kernel's VSS driver: /dev/vmbus/hv_vss, or a SOCK_SEQPACKET Unix socket
-// at that path where the simulator stands in for the kernel. Opening registers (REGISTER1 and
-// the 4-byte version reply); afterwards every read is one request frame and every write one
-// reply frame (PROTOCOL.md §2).
+// The channel to the kernel's VSS driver: /dev/vmbus/hv_vss, or a SOCK_SEQPACKET Unix socket at
+// that path where the simulator stands in for the kernel. No call blocks (the socket is
+// non-blocking; the character device is read only when poll() says a message is queued and never
+// makes a write wait, PROTOCOL.md §2), so the loop that owns the channel always serves its timers
+// and signals. Registration is REGISTER1, then the 4-byte version reply once it is readable;
+// afterwards every read is one request frame and every write one reply frame.
 #pragma once
 
 #include "agent/protocol.h"
@@ -16,25 +18,29 @@ namespace hvvss {
 
 class Device {
  public:
-  // Opens `path` (the kernel's EBUSY for a second daemon comes here); errors are for the admin.
+  // Opens `path`: a socket is connected; a character device is first identified as the VSS
+  // misc device (anything else is refused, and nothing is written to it), then opened, where a
+  // second daemon gets the kernel's EBUSY. Errors are sentences for the admin.
   Status open(const std::string& path);
-  // REGISTER1 and the version reply; after it the kernel forwards host requests.
-  Status register_with_kernel();
-  // Both of the above.
-  Status connect(const std::string& path);
+  // Sends REGISTER1; the kernel then queues its version reply for read_version().
+  Status send_register();
+  // Reads the version reply once the channel is readable. `*done` is false after a spurious
+  // wake-up (nothing was read); any error means the registration failed.
+  Status read_version(bool* done);
   void close() { fd_.reset(); }
   int fd() const { return fd_.get(); }
   bool is_open() const { return static_cast<bool>(fd_); }
+  const std::string& path() const { return path_; }
   uint32_t kernel_version() const { return kernel_version_; }
 
   // Reads one message into `frame` (any size, so that bad frames can be reported); an empty
   // frame is a spurious wake-up. An error means the channel is lost.
   Status read(std::vector<std::byte>* frame);
-  // Writes one reply frame; an error when the kernel did not take it.
+  // Writes one reply frame at once; an error when the channel did not take it (the kernel
+  // rejected it, or a host that does not read left no room for it).
   Status write(const Frame& frame);
 
  private:
-  Status handshake(const std::string& path);
   ssize_t send_frame(const Frame& frame);
 
   std::string path_;

@@ -7,10 +7,12 @@
 #include <syslog.h>
 #include <systemd/sd-journal.h>
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -74,60 +76,93 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 // Hands lines to a writer thread through a bounded queue; when it is full the oldest line is
 // dropped, so a caller never waits, whatever the target blocks on (a frozen log file, a stalled
-// journald). Unlike spdlog's thread pool, which polls its queue every 10 s, the writer sleeps
-// until there is a line: an idle agent never wakes up.
+// journald, a pipe nobody reads). Unlike spdlog's thread pool, which polls its queue every 10 s,
+// the writer sleeps until there is a line: an idle agent never wakes up. At shutdown the writer
+// gets kDrainLimit to write what is queued; a writer still stuck then is abandoned with the rest.
 class AsyncSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
  public:
   AsyncSink(spdlog::sink_ptr target, size_t capacity)
-      : target_(std::move(target)), capacity_(capacity), thread_([this] { run(); }) {}
-  ~AsyncSink() override {
+      : queue_(std::make_shared<Queue>(std::move(target), capacity)), thread_([queue = queue_] { queue->run(); }) {}
+  ~AsyncSink() override { (void)close(); }
+
+  // Ends the writer once it has written what is queued, waiting at most kDrainLimit; false when
+  // it is stuck and was abandoned with the lines it had not written.
+  bool close() {
+    if (!thread_.joinable()) return !abandoned_;
     {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
+      std::unique_lock lock(queue_->mutex);
+      queue_->stop = true;
+      queue_->wake.notify_one();
+      abandoned_ = !queue_->finished.wait_for(lock, kDrainLimit, [this] { return queue_->done; });
+      if (abandoned_) queue_->lines.clear();
     }
-    wake_.notify_one();
-    thread_.join();  // drains what is queued first
+    // An abandoned writer shares the queue, so it touches no freed memory if its write ever
+    // returns; it then ends.
+    if (abandoned_)
+      thread_.detach();
+    else
+      thread_.join();
+    return !abandoned_;
   }
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     {
-      std::lock_guard lock(mutex_);
-      if (queue_.size() == capacity_) queue_.pop_front();
-      queue_.push_back({msg.time, msg.level, std::string(msg.payload.data(), msg.payload.size())});
+      std::lock_guard lock(queue_->mutex);
+      if (queue_->lines.size() == queue_->capacity) queue_->lines.pop_front();
+      queue_->lines.push_back({msg.time, msg.level, std::string(msg.payload.data(), msg.payload.size())});
     }
-    wake_.notify_one();
+    queue_->wake.notify_one();
   }
   void flush_() override {}
 
  private:
+  static constexpr std::chrono::seconds kDrainLimit{1};
+
   struct Line {
     spdlog::log_clock::time_point time;
     spdlog::level::level_enum level;
     std::string text;
   };
 
-  void run() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
-      Line line = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      target_->log(spdlog::details::log_msg(line.time, {}, "hv-vss-agent", line.level, line.text));
-      lock.lock();
-    }
-  }
+  // Shared by the sink and its writer, so that an abandoned writer never touches freed memory.
+  struct Queue {
+    Queue(spdlog::sink_ptr target, size_t capacity) : target(std::move(target)), capacity(capacity) {}
 
-  spdlog::sink_ptr target_;
-  size_t capacity_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<Line> queue_;
-  bool stop_ = false;
+    void run() {
+      std::unique_lock lock(mutex);
+      for (;;) {
+        wake.wait(lock, [this] { return stop || !lines.empty(); });
+        if (lines.empty()) break;
+        Line line = std::move(lines.front());
+        lines.pop_front();
+        lock.unlock();
+        target->log(spdlog::details::log_msg(line.time, {}, "hv-vss-agent", line.level, line.text));
+        lock.lock();
+      }
+      done = true;
+      finished.notify_one();
+    }
+
+    spdlog::sink_ptr target;
+    size_t capacity;
+    std::mutex mutex;
+    std::condition_variable wake, finished;
+    std::deque<Line> lines;
+    bool stop = false;  // no more lines will come
+    bool done = false;  // the writer has written the last line
+  };
+
+  std::shared_ptr<Queue> queue_;
   std::thread thread_;
+  bool abandoned_ = false;
 };
+
+// The agent's one AsyncSink, for shutdown().
+std::shared_ptr<AsyncSink>& async_sink() {
+  static std::shared_ptr<AsyncSink> sink;
+  return sink;
+}
 
 }  // namespace
 
@@ -155,12 +190,18 @@ void init(spdlog::level::level_enum level, Target target) {
     sink->set_pattern("%Y-%m-%d %H:%M:%S.%e hv-vss-agent[%P] %l: %v");
   }
   // 256 lines of head-room: the frozen window logs a handful.
-  auto logger = std::make_shared<spdlog::logger>("hv-vss-agent", std::make_shared<AsyncSink>(sink, 256));
+  async_sink() = std::make_shared<AsyncSink>(sink, 256);
+  auto logger = std::make_shared<spdlog::logger>("hv-vss-agent", async_sink());
   logger->set_level(level);
   spdlog::set_default_logger(logger);
 }
 
-void shutdown() { spdlog::shutdown(); }
+bool shutdown() {
+  spdlog::shutdown();
+  bool complete = !async_sink() || async_sink()->close();
+  async_sink().reset();
+  return complete;
+}
 
 }  // namespace logging
 }  // namespace hvvss

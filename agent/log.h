@@ -35,7 +35,10 @@ enum class Target { Stderr, Journal };
 Target detect_target();
 std::optional<spdlog::level::level_enum> parse_level(std::string_view name);
 void init(spdlog::level::level_enum level, Target target);
-void shutdown();
+// Writes what is queued, waiting at most a second for a stuck target (a pipe nobody reads);
+// false when the writer is stuck and what it had not written was dropped. The process must then
+// end with _Exit(): exit() could wait forever for a lock the writer holds (stderr's).
+[[nodiscard]] bool shutdown();
 
 }  // namespace logging
 }  // namespace hvvss

@@ -11,6 +11,7 @@
 #include <systemd/sd-event.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 namespace hvvss {
 namespace {
@@ -87,7 +88,7 @@ int run(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   logging::init(agent.log_level, logging::detect_target());
   int code = serve(agent, plugins);
-  logging::shutdown();
+  if (!logging::shutdown()) std::_Exit(code);  // everything is done but the stuck log writer
   return code;
 }
 

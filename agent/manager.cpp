@@ -1,13 +1,13 @@
 #include "agent/manager.h"
 
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 
 namespace hvvss {
 
 namespace {
 constexpr std::chrono::milliseconds kMinBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
+constexpr std::chrono::milliseconds kRegistrationTimeout{5000};  // for the version reply to REGISTER1
 
 std::vector<Participant*> pointers(const std::vector<std::unique_ptr<Participant>>& participants) {
   std::vector<Participant*> out;
@@ -22,7 +22,13 @@ Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::uniq
       settings_(std::move(settings)),
       participants_(std::move(participants)),
       engine_(loop, pointers(participants_), settings_.engine),
+      notifier_(loop, Notifier::address_from_environment()),
       reconnect_timer_(loop, [this] { register_channel(); }),
+      registration_timer_(loop,
+                          [this] {
+                            registration_failed(Status::errorf("{}: no version reply within {} ms of REGISTER1",
+                                                               settings_.device, kRegistrationTimeout.count()));
+                          }),
       backoff_(kMinBackoff) {
   engine_.add_observer(&log_);
   engine_.add_observer(this);
@@ -44,6 +50,7 @@ Status Manager::start() {
 // Runs each participant's recovery in turn, then registers: no host request is read before.
 void Manager::recover_next() {
   if (to_recover_.empty()) {
+    recovered_ = true;
     if (stopping_) return exit(0);
     register_channel();
     return;
@@ -61,33 +68,61 @@ void Manager::recover_next() {
 }
 
 void Manager::register_channel() {
-  Status s = device_.is_open() ? device_.register_with_kernel() : device_.connect(settings_.device);
-  if (s) return on_registered();
+  Status s = device_.is_open() ? Status() : device_.open(settings_.device);
+  if (s) s = device_.send_register();
+  if (s) {
+    if (int r = sd_event_add_io(loop_, &io_, device_.fd(), EPOLLIN, &Manager::on_io, this); r < 0)
+      s = Status::from_errno(-r, fmt::format("cannot watch {}", settings_.device));
+  }
+  if (s) s = registration_timer_.arm(Clock::now() + kRegistrationTimeout);
+  if (!s) return registration_failed(s);
+  channel_ = Channel::Registering;
+}
+
+void Manager::on_version_reply(uint32_t revents) {
+  bool done = false;
+  if (revents & EPOLLIN) {
+    if (Status s = device_.read_version(&done); !s) return registration_failed(s);
+  }
+  if (done) return on_registered();
+  if (revents & (EPOLLHUP | EPOLLERR))
+    registration_failed(
+        Status::errorf("{}: the driver closed the channel during registration (POLLHUP)", settings_.device));
+}
+
+void Manager::registration_failed(const Status& why) {
+  close_channel();
   if (!registered_once_) {
-    spdlog::critical("{}", s.message());
+    spdlog::critical("{}", why.message());
     return exit(1);
   }
-  spdlog::debug("reconnect failed: {}", s.message());
+  spdlog::debug("reconnect failed: {}", why.message());
   schedule_reconnect();
 }
 
 void Manager::on_registered() {
+  registration_timer_.disarm();
+  channel_ = Channel::Registered;
   backoff_ = kMinBackoff;
-  sd_event_source_disable_unref(io_);
-  io_ = nullptr;
-  if (int r = sd_event_add_io(loop_, &io_, device_.fd(), EPOLLIN, &Manager::on_io, this); r < 0) {
-    spdlog::error("cannot watch {}: {}", settings_.device, std::strerror(-r));
-    device_.close();
-    schedule_reconnect();
-    return;
-  }
   spdlog::info("registered on {} (kernel VSS version {})", settings_.device, device_.kernel_version());
   notify(fmt::format("{}STATUS=Registered on {}; idle", registered_once_ ? "" : "READY=1\n", settings_.device));
   registered_once_ = true;
 }
 
+void Manager::close_channel() {
+  registration_timer_.disarm();
+  sd_event_source_disable_unref(io_);
+  io_ = nullptr;
+  device_.close();
+  channel_ = Channel::Closed;
+}
+
 int Manager::on_io(sd_event_source*, int, uint32_t revents, void* userdata) {
   auto* self = static_cast<Manager*>(userdata);
+  if (self->channel_ == Channel::Registering) {
+    self->on_version_reply(revents);
+    return 0;
+  }
   if (revents & EPOLLIN) {
     std::vector<std::byte> frame;
     if (Status s = self->device_.read(&frame); !s) {
@@ -117,7 +152,7 @@ void Manager::on_frame(std::span<const std::byte> bytes) {
 }
 
 bool Manager::send_reply(uint8_t op, HvStatus status) {
-  if (!device_.is_open()) return false;
+  if (channel_ != Channel::Registered) return false;
   if (Status s = device_.write(encode_reply(op, status)); !s) {
     lose_channel(fmt::format("reply to {} not delivered: {}", op_name(op), s.message()));
     return false;
@@ -126,11 +161,9 @@ bool Manager::send_reply(uint8_t op, HvStatus status) {
 }
 
 void Manager::lose_channel(std::string_view why) {
-  if (!device_.is_open()) return;
+  if (channel_ != Channel::Registered) return;
   spdlog::warn("channel lost: {}; reconnecting", why);
-  sd_event_source_disable_unref(io_);
-  io_ = nullptr;
-  device_.close();
+  close_channel();
   if (Status s = post(loop_, [this] { engine_.abandon("channel to the host lost"); }); !s) {
     spdlog::critical("{}: thawing at once", s.message());
     engine_.abandon("channel to the host lost");
@@ -154,7 +187,9 @@ void Manager::stop() {
   stopping_ = true;
   spdlog::info("stopping");
   reconnect_timer_.disarm();
-  if (!registered_once_) return;  // still recovering: recover_next() exits once it is done
+  if (!recovered_) return;  // recover_next() exits once recovery is done
+  // A registration under way is given up: no request can have come on that channel yet.
+  if (channel_ == Channel::Registering) close_channel();
   engine_.stop([this] { exit(0); });
 }
 
@@ -162,9 +197,7 @@ void Manager::exit(int code) {
   if (int r = sd_event_exit(loop_, code); r < 0) spdlog::critical("cannot leave the event loop: {}", std::strerror(-r));
 }
 
-void Manager::notify(const std::string& text) {
-  if (int r = sd_notify(0, text.c_str()); r < 0) spdlog::debug("sd_notify failed: {}", std::strerror(-r));
-}
+void Manager::notify(const std::string& text) { notifier_.notify(text); }
 
 void Manager::request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration, bool) {
   notify(

@@ -2,11 +2,14 @@
 // requests, writing replies, reconnecting with backoff after any error), the participants and the
 // transaction engine, the runtime directory's lock, start-up recovery (each participant undoes
 // what a dead predecessor left frozen before the agent registers) and what systemd is told.
+// Nothing it does on the loop blocks: registration waits for the version reply as an event, with
+// a timer for its limit, and replies and notifications are sent without waiting.
 #pragma once
 
 #include "agent/device.h"
 #include "agent/intent.h"
 #include "agent/log_observer.h"
+#include "agent/notify.h"
 #include "agent/participant.h"
 #include "agent/status.h"
 #include "agent/transaction.h"
@@ -38,9 +41,15 @@ class Manager final : private EngineObserver {
   void stop();
 
  private:
+  enum class Channel { Closed, Registering, Registered };
+
   void recover_next();
+  // Opens the channel if need be and sends REGISTER1; the version reply comes to on_io().
   void register_channel();
+  void on_version_reply(uint32_t revents);
+  void registration_failed(const Status& why);
   void on_registered();
+  void close_channel();
   static int on_io(sd_event_source* source, int fd, uint32_t revents, void* userdata);
   void on_frame(std::span<const std::byte> bytes);
   bool send_reply(uint8_t op, HvStatus status);
@@ -61,10 +70,14 @@ class Manager final : private EngineObserver {
   LogObserver log_;
   Device device_;
   RuntimeLock lock_;
+  Notifier notifier_;
   Timer reconnect_timer_;
+  Timer registration_timer_;  // the limit for the version reply
   sd_event_source* io_ = nullptr;
+  Channel channel_ = Channel::Closed;
   std::chrono::milliseconds backoff_;
   std::vector<Participant*> to_recover_;  // start-up recovery still to run, next last
+  bool recovered_ = false;                // start-up recovery is over
   bool registered_once_ = false;
   bool stopping_ = false;
 };

@@ -1,6 +1,7 @@
 // The real hv-vss-agent binary against the real hv-vss-sim, freezing real loop-mounted ext4,
 // xfs and btrfs filesystems that each test creates and always removes. The agent always runs
 // with an allow-list of exactly those mounts.
+#include "agent/protocol.h"
 #include "plugins/fsfreeze/targets.h"
 #include "tests/integration/harness.h"
 
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -28,12 +30,62 @@ std::string slurp(const std::string& path) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
+// A datagram socket bound at `path`, standing in for systemd's notify socket.
+UniqueFd bind_datagram(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return {};
+  return fd;
+}
+
+// The next datagram ("" after kPatience).
+std::string next_datagram(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  char buf[512] = {};
+  if (poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kPatience).count())) != 1 ||
+      recv(fd, buf, sizeof buf - 1, 0) <= 0)
+    return {};
+  return buf;
+}
+
+// Sends `message` to the datagram socket at `path` until its queue is full; returns how many fit.
+int fill_datagram_socket(const std::string& path, const std::string& message) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  int sent = 0;
+  while (sendto(fd.get(), message.data(), message.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&addr),
+                sizeof addr) == static_cast<ssize_t>(message.size()))
+    ++sent;
+  return errno == EAGAIN ? sent : -1;
+}
+
+// Sends requests that the agent refuses at once (an unknown operation) and never reads a reply,
+// until the agent lets go of the channel; false if it does not within kPatience.
+bool flood_until_hangup(int channel) {
+  Frame request = encode_request(42);
+  auto until = Clock::now() + kPatience;
+  while (Clock::now() < until) {
+    pollfd pfd{channel, POLLOUT, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    if (poll(&pfd, 1, static_cast<int>(std::max<long long>(left, 0))) != 1) return false;
+    if (pfd.revents & POLLHUP) return true;
+    if (send(channel, request.data(), request.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+      return errno == EPIPE || errno == ECONNRESET;
+  }
+  return false;
+}
+
 // How to start one agent; every field has a default that suits most tests.
 struct AgentRun {
   std::vector<std::string> extra = {};                // more options
   std::optional<std::vector<std::string>> only = {};  // the allow-list; default: every scratch mount
   std::string log = {};                               // stderr; default: the test's agent.log
   std::string runtime_dir = {};                       // default: the test's run/
+  std::string device = {};                            // default: the simulator's socket
   std::vector<std::string> env = {};                  // NAME=VALUE for the agent's environment
   std::string faults = {};                            // HV_VSS_FAULTS for the fault-injection shim
 };
@@ -74,8 +126,9 @@ class AgentTest : public ::testing::Test {
       argv.insert(argv.end(), {"LD_PRELOAD=" + fault_shim(), "HV_VSS_FAULTS=" + run.faults,
                                std::string("ASAN_OPTIONS=") + (asan ? asan : "") + ":verify_asan_link_order=0"});
     }
-    argv.insert(argv.end(), {agent_bin(), "--config", "/dev/null", "--device", socket(), "--log-level", "debug",
-                             "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir});
+    argv.insert(argv.end(),
+                {agent_bin(), "--config", "/dev/null", "--device", run.device.empty() ? socket() : run.device,
+                 "--log-level", "debug", "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir});
     argv.emplace_back("--only-mounts");
     for (const auto& m : run.only.value_or(mounts())) argv.push_back(m);
     argv.insert(argv.end(), run.extra.begin(), run.extra.end());
@@ -470,26 +523,41 @@ TEST_F(AgentTest, SysfsNamesTheImageBehindALoopMountedFilesystem) {
 TEST_F(AgentTest, TellsSystemdWhenItIsReadyAndWhatItLastDid) {
   use({"ext4"});
   std::string path = dir() + "/notify";
-  UniqueFd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  ASSERT_EQ(bind(notify.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  auto next_message = [&] {
-    pollfd pfd{notify.get(), POLLIN, 0};
-    char buf[512] = {};
-    if (poll(&pfd, 1, 30000) != 1 || recv(notify.get(), buf, sizeof buf - 1, 0) <= 0) return std::string();
-    return std::string(buf);
-  };
+  UniqueFd notify = bind_datagram(path);
+  ASSERT_TRUE(notify);
   Process& sim = start_sim({"backup", "--hold", "0"});
   start_agent({.env = {"NOTIFY_SOCKET=" + path}});
-  std::string ready = next_message();
+  std::string ready = next_datagram(notify.get());
   EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
   EXPECT_NE(ready.find("STATUS=Registered on " + socket()), std::string::npos) << ready;
   std::string last;
-  for (std::string m; (m = next_message()).find("THAW") == std::string::npos && !m.empty();) last = m;
+  for (std::string m; (m = next_datagram(notify.get())).find("THAW") == std::string::npos && !m.empty();) last = m;
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_NE(last.find("STATUS=Last request FREEZE answered HV_S_OK; frozen"), std::string::npos) << last;
+}
+
+// Takes the auto-thaw's delay, 10 s: the shortest that the range check of --auto-thaw allows.
+TEST_F(AgentTest, ANotifySocketNobodyReadsNeverHoldsUpRepliesOrAutoThawAndHearsTheLatestOnceDrained) {
+  use({"ext4", "xfs"});
+  std::string path = dir() + "/notify";
+  UniqueFd notify = bind_datagram(path);
+  ASSERT_TRUE(notify);
+  ASSERT_GT(fill_datagram_socket(path, "FILLER=1"), 0);  // no room for the agent's first message
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  Process& agent = start_agent({.extra = {"--auto-thaw", "10s"}, .env = {"NOTIFY_SOCKET=" + path}});
+  ASSERT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  auto probes = probes_blocked_on_every_mount();
+  for (auto& p : probes) EXPECT_TRUE(p->completes());  // thawed automatically
+  // Once the socket drains, systemd gets what it missed as one message: READY=1 is not lost.
+  std::string message;
+  while ((message = next_datagram(notify.get())) == "FILLER=1") continue;
+  EXPECT_NE(message.find("READY=1"), std::string::npos) << message;
+  EXPECT_NE(message.find("STATUS=Last request FREEZE answered HV_S_OK; frozen"), std::string::npos) << message;
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
 }
 
 TEST_F(AgentTest, ThawWhileIdleIsAnsweredOk) {
@@ -580,6 +648,142 @@ TEST_F(AgentTest, StoppingWhileFrozenThawsBeforeExit) {
   EXPECT_FALSE(intent_recorded());
   sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, SigtermWhileTheHostLeavesRegistrationUnansweredStopsTheAgent) {
+  use({"ext4"});
+  FakeHost host(socket());
+  Process& agent = start_agent();
+  UniqueFd channel = host.accept();
+  ASSERT_TRUE(channel);
+  std::vector<std::byte> hello = FakeHost::receive(channel.get());
+  ASSERT_EQ(hello.size(), kFrameSize);
+  EXPECT_EQ(static_cast<uint8_t>(hello[0]), static_cast<uint8_t>(Op::Register1));
+  // The agent waits for a version reply that never comes; its loop must still serve signals.
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+}
+
+TEST_F(AgentTest, AFirstRegistrationNeverAnsweredEndsTheAgentWithAClearMessage) {
+  use({"ext4"});
+  FakeHost host(socket());
+  Process& agent = start_agent();
+  UniqueFd channel = host.accept();
+  ASSERT_TRUE(channel);
+  ASSERT_EQ(FakeHost::receive(channel.get()).size(), kFrameSize);
+  EXPECT_EQ(agent.wait(), 1);
+  EXPECT_NE(slurp(agent_log()).find(socket() + ": no version reply within 5000 ms of REGISTER1"), std::string::npos)
+      << slurp(agent_log());
+}
+
+TEST_F(AgentTest, AHostThatTakesNoMoreConnectionsEndsTheStartInsteadOfHangingIt) {
+  use({"ext4"});
+  FakeHost host(socket(), 0);
+  host.fill_backlog();
+  Process& agent = start_agent();
+  EXPECT_EQ(agent.wait(), 1);
+  EXPECT_NE(slurp(agent_log()).find(socket() + " does not take the connection: its listen backlog is full"),
+            std::string::npos)
+      << slurp(agent_log());
+}
+
+TEST_F(AgentTest, AReplyTheHostDoesNotReadLosesTheChannelAndThaws) {
+  use({"ext4", "xfs"});
+  FakeHost host(socket());
+  Process& agent = start_agent();
+  UniqueFd channel = host.accept();
+  ASSERT_TRUE(channel);
+  ASSERT_EQ(FakeHost::receive(channel.get()).size(), kFrameSize);  // REGISTER1
+  uint32_t version = kKernelVersion;
+  ASSERT_TRUE(FakeHost::send(channel.get(), &version, sizeof version));
+  for (Op op : {Op::HotBackup, Op::Freeze}) {
+    Frame request = encode_request(static_cast<uint8_t>(op));
+    ASSERT_TRUE(FakeHost::send(channel.get(), request.data(), request.size()));
+    std::vector<std::byte> reply = FakeHost::receive(channel.get());
+    ASSERT_EQ(reply.size(), kFrameSize);
+    Frame frame;
+    std::copy(reply.begin(), reply.end(), frame.begin());
+    EXPECT_EQ(reply_status(frame), static_cast<uint32_t>(HvStatus::Ok)) << op_name(static_cast<uint8_t>(op));
+  }
+  auto probes = probes_blocked_on_every_mount();
+  // From here on the host reads nothing: the replies pile up until the socket takes no more.
+  ASSERT_TRUE(flood_until_hangup(channel.get()));
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  // It registers again (on a connection left in the backlog, never answered) and obeys SIGTERM.
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+  EXPECT_FALSE(intent_recorded());
+  EXPECT_NE(slurp(agent_log()).find("the reply could not be written at once"), std::string::npos);
+}
+
+TEST_F(AgentTest, ExitsAndThawsOnSigtermWhileNobodyReadsItsStderr) {
+  use({"ext4", "xfs"});
+  std::string fifo = dir() + "/stderr.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  UniqueFd reader(open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));  // kept open, never read
+  {
+    UniqueFd writer(open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    std::string page(4096, 'x');
+    while (write(writer.get(), page.data(), page.size()) > 0) continue;
+    ASSERT_EQ(errno, EAGAIN);  // full: the agent's first log line will wait
+  }
+  Process& sim = start_sim({"freeze-no-thaw", "--hold-stdin"});
+  Process& agent = start_agent({.log = fifo});
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  auto probes = probes_blocked_on_every_mount();
+  ASSERT_TRUE(sleeps_in(agent.pid(), "pipe_write"));  // its log writer is stuck
+  agent.kill(SIGTERM);
+  EXPECT_EQ(agent.wait(), 0);
+  for (auto& p : probes) EXPECT_TRUE(p->completes());
+  EXPECT_FALSE(intent_recorded());
+  sim.write_stdin("done");
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(AgentTest, ADevicePathLinkedToAnotherCharacterDeviceIsRefusedByName) {
+  use({"ext4"});
+  std::string link = dir() + "/hv_vss";
+  fs::create_symlink("/dev/null", link);
+  Process& agent = start_agent({.device = link});
+  EXPECT_EQ(agent.wait(), 1);
+  EXPECT_NE(slurp(agent_log())
+                .find(link + " is the character device /dev/null (1:3, class mem), not the Hyper-V "
+                             "VSS device (the misc device vmbus/hv_vss)"),
+            std::string::npos)
+      << slurp(agent_log());
+}
+
+TEST_F(AgentTest, NothingIsWrittenToACharacterDeviceThatIsNotTheVssDevice) {
+  use({"ext4"});
+  // A pseudo-terminal shows on its master side whatever is written to the terminal.
+  UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_TRUE(master);
+  ASSERT_EQ(grantpt(master.get()), 0);
+  ASSERT_EQ(unlockpt(master.get()), 0);
+  std::string terminal = ptsname(master.get());
+  UniqueFd ours(open(terminal.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  termios raw{};
+  ASSERT_EQ(tcgetattr(ours.get(), &raw), 0);
+  cfmakeraw(&raw);
+  ASSERT_EQ(tcsetattr(ours.get(), TCSANOW, &raw), 0);
+  std::string link = dir() + "/hv_vss";
+  fs::create_symlink(terminal, link);
+  Process& agent = start_agent({.device = link});
+  EXPECT_EQ(agent.wait(), 1);
+  // Our own marker comes after anything the agent wrote, as the terminal keeps the order.
+  ASSERT_EQ(write(ours.get(), "END", 3), 3);
+  std::string seen;
+  while (!seen.ends_with("END")) {
+    pollfd pfd{master.get(), POLLIN, 0};
+    char buf[256];
+    ssize_t n = poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kPatience).count())) == 1
+                    ? read(master.get(), buf, sizeof buf)
+                    : -1;
+    ASSERT_GT(n, 0);
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(seen.size(), 3u) << "the agent wrote " << seen.size() - 3 << " byte(s) to " << terminal;
+  EXPECT_NE(slurp(agent_log()).find("not the Hyper-V VSS device"), std::string::npos) << slurp(agent_log());
 }
 
 TEST(AgentCommandLine, BadOptionValueIsAnErrorNamingTheOption) {

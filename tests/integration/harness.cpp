@@ -6,7 +6,9 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cerrno>
@@ -306,6 +308,72 @@ PidsCage::~PidsCage() {
 bool write_completes(const std::string& mount) {
   ProbeWriter probe(mount);
   return !probe.blocks() || probe.completes();
+}
+
+bool sleeps_in(pid_t pid, std::string_view function) {
+  auto until = Clock::now() + kPatience;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  while (Clock::now() < until) {
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, ec))
+      if (read_proc(task.path() / "wchan").find(function) != std::string::npos) return true;
+    if (ec) return false;  // the process is gone
+    std::this_thread::yield();
+  }
+  return false;
+}
+
+namespace {
+sockaddr_un unix_address(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
+bool wait_for(int fd, short events) {
+  pollfd pfd{fd, events, 0};
+  return poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kPatience).count())) == 1;
+}
+}  // namespace
+
+FakeHost::FakeHost(const std::string& path, int backlog) : path_(path) {
+  sockaddr_un addr = unix_address(path);
+  listener_ = UniqueFd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!listener_ || bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener_.get(), backlog) != 0)
+    throw std::runtime_error("fake host on " + path + ": " + std::strerror(errno));
+}
+
+FakeHost::~FakeHost() { unlink(path_.c_str()); }
+
+void FakeHost::fill_backlog() {
+  sockaddr_un addr = unix_address(path_);
+  for (;;) {
+    UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      if (errno == EAGAIN) return;
+      throw std::runtime_error(std::string("filling the backlog: ") + std::strerror(errno));
+    }
+    fillers_.push_back(std::move(fd));
+  }
+}
+
+UniqueFd FakeHost::accept() {
+  if (!wait_for(listener_.get(), POLLIN)) return {};
+  return UniqueFd(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+}
+
+std::vector<std::byte> FakeHost::receive(int fd) {
+  std::vector<std::byte> frame(256);
+  ssize_t n = wait_for(fd, POLLIN) ? recv(fd, frame.data(), frame.size(), 0) : -1;
+  frame.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return frame;
+}
+
+bool FakeHost::send(int fd, const void* data, size_t size) {
+  return ::send(fd, data, size, MSG_NOSIGNAL) == static_cast<ssize_t>(size);
 }
 
 bool all_writable(const std::vector<std::string>& mounts) {

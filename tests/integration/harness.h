@@ -1,6 +1,6 @@
 // Test harness for the integration suite: scratch loop-mounted filesystems that are always
-// thawed and removed, child processes with line-oriented pipes, and a probe writer that proves
-// by the kernel's own task state that writes block on a frozen filesystem.
+// thawed and removed, child processes with line-oriented pipes, a probe writer that proves by
+// the kernel's own task state that writes block on a frozen filesystem, and a fake host.
 #pragma once
 
 #include "agent/unique_fd.h"
@@ -11,6 +11,7 @@
 #include <future>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -126,6 +127,33 @@ class PidsCage {
  private:
   std::string root_, dir_;
   pid_t pid_;
+};
+
+// True once a thread of process `pid` sleeps in a kernel function whose name contains
+// `function` (its wchan), within kPatience: "pipe_write" for a write to a full pipe.
+bool sleeps_in(pid_t pid, std::string_view function);
+
+// A host of the test's own on a SOCK_SEQPACKET socket, for faults that the simulator does not
+// play: a host that never answers REGISTER1, never accepts, or never reads its replies.
+class FakeHost {
+ public:
+  explicit FakeHost(const std::string& path, int backlog = 4);
+  ~FakeHost();
+  FakeHost(const FakeHost&) = delete;
+  FakeHost& operator=(const FakeHost&) = delete;
+
+  // Connects sockets of its own until the listen backlog is full, so that nothing more gets in.
+  void fill_backlog();
+  // The next connection; an invalid descriptor if none came within kPatience.
+  UniqueFd accept();
+  // Reads one frame from a connection (empty at EOF or after kPatience).
+  static std::vector<std::byte> receive(int fd);
+  static bool send(int fd, const void* data, size_t size);
+
+ private:
+  std::string path_;
+  UniqueFd listener_;
+  std::vector<UniqueFd> fillers_;
 };
 
 // True if every probe's write completes straight away (nothing is frozen).
