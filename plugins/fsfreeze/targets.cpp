@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 #include <fnmatch.h>
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <set>
+#include <queue>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace hvvss::fsfreeze {
 
@@ -38,53 +41,105 @@ std::string normalized(std::string path) {
   return path;
 }
 
-// The mount whose mount point is the longest prefix of `path` (the filesystem holding it).
-const MountEntry* containing_mount(const std::vector<MountEntry>& mounts, const std::string& path) {
-  const MountEntry* best = nullptr;
-  for (const auto& m : mounts) {
-    const std::string& mp = m.mount_point;
-    bool prefix =
-        mp == "/" || path == mp || (path.starts_with(mp) && path.size() > mp.size() && path[mp.size()] == '/');
-    if (prefix && (!best || mp.size() >= best->mount_point.size())) best = &m;
+// A superblock's identity ("major:minor") as one number, cheaper to hash than MountEntry::dev().
+uint64_t dev_key(const MountEntry& m) { return (uint64_t{m.major} << 32) | m.minor; }
+
+// The mount table indexed by mount point, so that the questions planning asks of every mount or
+// file cost the length of a path instead of a walk through the table (which may hold 100,000
+// bind mounts).
+class MountIndex {
+ public:
+  explicit MountIndex(const std::vector<MountEntry>& mounts) : mounts_(mounts) {
+    last_at_.reserve(mounts.size());
+    for (size_t i = 0; i < mounts.size(); ++i) last_at_[mounts[i].mount_point] = i;
   }
-  return best;
-}
+
+  // Whether a later mount at the same path hides mounts_[i]: it cannot be reached through its
+  // mount point.
+  bool shadowed(size_t i) const { return last_at_.at(mounts_[i].mount_point) != i; }
+
+  // The filesystem holding `path`: the mount whose mount point is the longest prefix of it (at a
+  // '/'), the later one among equals; `/` holds every path.
+  const MountEntry* containing(std::string_view path) const {
+    const MountEntry* best = nullptr;
+    size_t best_index = 0;
+    auto consider = [&](std::string_view mount_point) {
+      auto it = last_at_.find(mount_point);
+      if (it == last_at_.end()) return;
+      size_t size = best ? best->mount_point.size() : 0;
+      if (!best || mount_point.size() > size || (mount_point.size() == size && it->second > best_index)) {
+        best = &mounts_[it->second];
+        best_index = it->second;
+      }
+    };
+    consider("/");
+    consider(path);
+    for (size_t slash = path.find('/'); slash != std::string_view::npos; slash = path.find('/', slash + 1))
+      consider(path.substr(0, slash));
+    return best;
+  }
+
+ private:
+  const std::vector<MountEntry>& mounts_;
+  std::unordered_map<std::string_view, size_t> last_at_;  // mount point -> index of its last mount
+};
 
 // Stacking order: repeatedly take, in reverse mount order with `/` last, the first target all
-// of whose inner (loop-backed) filesystems are already placed. A target's wave is one more than
-// its innermost dependency's; `/` has a wave of its own, the last.
-std::vector<Target> order_targets(std::vector<Target> targets, const std::vector<MountEntry>& mounts,
+// of whose inner (loop-backed) filesystems are already placed, or the first one left if none is
+// (a cycle cannot happen; never loop forever). A target's wave is one more than its innermost
+// dependency's; `/` has a wave of its own, the last. Ready targets wait in a heap by position,
+// so ordering costs O(targets log targets + dependencies).
+std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex& index,
                                   const LoopBackingFiles& backing) {
-  std::map<std::string, std::set<std::string>> inner_of;  // outer dev -> devs that must go first
-  for (const auto& t : targets) {
-    for (const auto& file : backing(t.mount.major, t.mount.minor)) {
-      const MountEntry* holder = containing_mount(mounts, file);
-      if (holder && holder->dev() != t.mount.dev()) inner_of[holder->dev()].insert(t.mount.dev());
-    }
-  }
   std::stable_sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
     return a.mount.mount_point != "/" && b.mount.mount_point == "/";
   });
+  const size_t count = targets.size();
+  std::unordered_map<uint64_t, size_t> position;  // dev -> index in `targets`
+  for (size_t i = 0; i < count; ++i) position.emplace(dev_key(targets[i].mount), i);
+  std::vector<std::vector<size_t>> inner(count);  // the targets that must be placed before each
+  for (size_t i = 0; i < count; ++i) {
+    const MountEntry& mount = targets[i].mount;
+    for (const auto& file : backing(mount.major, mount.minor)) {
+      const MountEntry* holder = index.containing(file);
+      if (!holder || dev_key(*holder) == dev_key(mount)) continue;
+      if (auto outer = position.find(dev_key(*holder)); outer != position.end()) inner[outer->second].push_back(i);
+    }
+  }
+  std::vector<std::vector<size_t>> outer(count);  // the reverse edges
+  std::vector<size_t> waiting(count);             // inner targets not yet placed
+  for (size_t i = 0; i < count; ++i) {
+    std::sort(inner[i].begin(), inner[i].end());
+    inner[i].erase(std::unique(inner[i].begin(), inner[i].end()), inner[i].end());
+    for (size_t dependency : inner[i]) outer[dependency].push_back(i);
+    waiting[i] = inner[i].size();
+  }
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
+  for (size_t i = 0; i < count; ++i)
+    if (waiting[i] == 0) ready.push(i);
+  std::vector<bool> placed(count);
   std::vector<Target> ordered;
-  std::map<std::string, int> placed;  // dev -> wave
-  std::set<std::string> target_devs;
-  for (const auto& t : targets) target_devs.insert(t.mount.dev());
+  ordered.reserve(count);
+  size_t first_left = 0;
   int last_wave = -1;
-  while (!targets.empty()) {
-    auto ready = std::find_if(targets.begin(), targets.end(), [&](const Target& t) {
-      for (const auto& dev : inner_of[t.mount.dev()])
-        if (target_devs.count(dev) && !placed.count(dev)) return false;
-      return true;
-    });
-    if (ready == targets.end()) ready = targets.begin();  // a cycle cannot happen; never loop forever
-    ready->wave = 0;
-    for (const auto& dev : inner_of[ready->mount.dev()])
-      if (placed.count(dev)) ready->wave = std::max(ready->wave, placed[dev] + 1);
-    if (ready->mount.mount_point == "/") ready->wave = last_wave + 1;
-    last_wave = std::max(last_wave, ready->wave);
-    placed[ready->mount.dev()] = ready->wave;
-    ordered.push_back(std::move(*ready));
-    targets.erase(ready);
+  while (ordered.size() < count) {
+    while (!ready.empty() && placed[ready.top()]) ready.pop();
+    while (placed[first_left]) ++first_left;
+    size_t next = first_left;
+    if (!ready.empty()) {
+      next = ready.top();
+      ready.pop();
+    }
+    Target& target = targets[next];
+    target.wave = 0;
+    for (size_t dependency : inner[next])
+      if (placed[dependency]) target.wave = std::max(target.wave, targets[dependency].wave + 1);
+    if (target.mount.mount_point == "/") target.wave = last_wave + 1;
+    last_wave = std::max(last_wave, target.wave);
+    placed[next] = true;
+    for (size_t dependent : outer[next])
+      if (--waiting[dependent] == 0 && !placed[dependent]) ready.push(dependent);
+    ordered.push_back(target);
   }
   std::stable_sort(ordered.begin(), ordered.end(), [](const Target& a, const Target& b) { return a.wave < b.wave; });
   return ordered;
@@ -104,33 +159,29 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
   Plan plan;
   std::vector<std::string> only;
   for (const auto& p : filters.only_mounts) only.push_back(normalized(p));
-  std::set<std::string> matched_only;
+  const std::unordered_set<std::string_view> only_set(only.begin(), only.end());
+  std::unordered_set<std::string_view> matched_only;
+  const MountIndex index(mounts);
 
-  // Group mounts by superblock, in mount order; a mount hidden by a later mount at the same
-  // path cannot be reached through its mount point.
-  std::vector<std::string> dev_order;
-  std::map<std::string, std::vector<const MountEntry*>> by_dev;
+  // Group mounts by superblock, in mount order; a shadowed mount is left out of its group.
+  std::vector<std::vector<const MountEntry*>> groups;  // in the order of each superblock's first mount
+  std::unordered_map<uint64_t, size_t> group_of;       // dev -> index in `groups`
   for (size_t i = 0; i < mounts.size(); ++i) {
-    const MountEntry& m = mounts[i];
-    bool shadowed = std::any_of(mounts.begin() + static_cast<long>(i) + 1, mounts.end(),
-                                [&](const MountEntry& later) { return later.mount_point == m.mount_point; });
-    if (!by_dev.count(m.dev())) dev_order.push_back(m.dev());
-    auto& group = by_dev[m.dev()];
-    if (!shadowed) group.push_back(&m);
+    auto [group, added] = group_of.try_emplace(dev_key(mounts[i]), groups.size());
+    if (added) groups.emplace_back();
+    if (!index.shadowed(i)) groups[group->second].push_back(&mounts[i]);
   }
 
   std::vector<Target> targets;
-  for (auto it = dev_order.rbegin(); it != dev_order.rend(); ++it) {
-    const auto& group = by_dev[*it];
+  for (auto it = groups.rbegin(); it != groups.rend(); ++it) {
+    const auto& group = *it;
     if (group.empty()) continue;
     const MountEntry* chosen = nullptr;
     if (!only.empty()) {
-      for (const MountEntry* m : group)
-        if (contains(only, m->mount_point)) {
-          chosen = m;
-          break;
-        }
-      if (!chosen) continue;  // outside the allow-list: never considered
+      auto listed = std::find_if(group.begin(), group.end(),
+                                 [&](const MountEntry* m) { return only_set.count(m->mount_point) != 0; });
+      if (listed == group.end()) continue;  // outside the allow-list: never considered
+      chosen = *listed;
       matched_only.insert(chosen->mount_point);
     } else {
       auto root = std::find_if(group.begin(), group.end(), [](const MountEntry* m) { return m->root == "/"; });
@@ -157,7 +208,7 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
   for (const auto& p : only)
     if (!matched_only.count(p))
       plan.errors.push_back(fmt::format("OnlyMounts= names {}, which is not a visible mount point", p));
-  plan.targets = order_targets(std::move(targets), mounts, backing);
+  plan.targets = order_targets(std::move(targets), index, backing);
   return plan;
 }
 
