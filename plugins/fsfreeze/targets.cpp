@@ -178,11 +178,13 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
     if (group.empty()) continue;
     const MountEntry* chosen = nullptr;
     if (!only.empty()) {
-      auto listed = std::find_if(group.begin(), group.end(),
-                                 [&](const MountEntry* m) { return only_set.count(m->mount_point) != 0; });
-      if (listed == group.end()) continue;  // outside the allow-list: never considered
-      chosen = *listed;
-      matched_only.insert(chosen->mount_point);
+      // Frozen through the first listed mount; every listed mount of the superblock is matched.
+      for (const MountEntry* m : group) {
+        if (!only_set.count(m->mount_point)) continue;
+        if (!chosen) chosen = m;
+        matched_only.insert(m->mount_point);
+      }
+      if (!chosen) continue;  // outside the allow-list: never considered
     } else {
       auto root = std::find_if(group.begin(), group.end(), [](const MountEntry* m) { return m->root == "/"; });
       chosen = root != group.end() ? *root : group.front();

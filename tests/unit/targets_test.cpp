@@ -82,6 +82,16 @@ TEST(Targets, AllowListFreezesOnlyWhatItNames) {
   EXPECT_EQ(order(plan), (std::vector<std::string>{"/srv/exports", "/boot/efi"}));
 }
 
+TEST(Targets, AllowListNamingTwoMountsOfOneFilesystemFreezesItOnceWithoutError) {
+  // /srv/data and /var/lib/postgresql are the btrfs 0:40 and a subvolume of it (found by fuzzing:
+  // the second one was reported as "not a visible mount point").
+  Filters filters;
+  filters.only_mounts = {"/srv/data", "/var/lib/postgresql"};
+  Plan plan = plan_targets(load("server.txt"), filters, no_loops());
+  EXPECT_TRUE(plan.errors.empty()) << plan.errors.front();
+  EXPECT_EQ(order(plan), (std::vector<std::string>{"/srv/data"}));
+}
+
 TEST(Targets, AllowListNeverFallsBackToTheContainingFilesystem) {
   Filters filters;
   filters.only_mounts = {"/srv/not-a-mount"};
