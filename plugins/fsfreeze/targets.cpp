@@ -84,21 +84,15 @@ class MountIndex {
   std::unordered_map<std::string_view, size_t> last_at_;  // mount point -> index of its last mount
 };
 
-// Stacking order: repeatedly take, in reverse mount order with `/` last, the first target all
-// of whose inner (loop-backed) filesystems are already placed, or the first one left if none is
-// (a cycle cannot happen; never loop forever). A target's wave is one more than its innermost
-// dependency's; `/` has a wave of its own, the last. Ready targets wait in a heap by position,
-// so ordering costs O(targets log targets + dependencies).
-std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex& index,
-                                  const LoopBackingFiles& backing) {
-  std::stable_sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
-    return a.mount.mount_point != "/" && b.mount.mount_point == "/";
-  });
-  const size_t count = targets.size();
+using Edges = std::vector<std::vector<size_t>>;  // for each target, the indices of others
+
+// For each target, the targets that must be frozen before it: the loop-backed filesystems whose
+// backing files it holds.
+Edges inner_targets(const std::vector<Target>& targets, const MountIndex& index, const LoopBackingFiles& backing) {
   std::unordered_map<uint64_t, size_t> position;  // dev -> index in `targets`
-  for (size_t i = 0; i < count; ++i) position.emplace(dev_key(targets[i].mount), i);
-  std::vector<std::vector<size_t>> inner(count);  // the targets that must be placed before each
-  for (size_t i = 0; i < count; ++i) {
+  for (size_t i = 0; i < targets.size(); ++i) position.emplace(dev_key(targets[i].mount), i);
+  Edges inner(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
     const MountEntry& mount = targets[i].mount;
     for (const auto& file : backing(mount.major, mount.minor)) {
       const MountEntry* holder = index.containing(file);
@@ -106,22 +100,69 @@ std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex&
       if (auto outer = position.find(dev_key(*holder)); outer != position.end()) inner[outer->second].push_back(i);
     }
   }
-  std::vector<std::vector<size_t>> outer(count);  // the reverse edges
-  std::vector<size_t> waiting(count);             // inner targets not yet placed
-  for (size_t i = 0; i < count; ++i) {
-    std::sort(inner[i].begin(), inner[i].end());
-    inner[i].erase(std::unique(inner[i].begin(), inner[i].end()), inner[i].end());
-    for (size_t dependency : inner[i]) outer[dependency].push_back(i);
-    waiting[i] = inner[i].size();
+  for (auto& list : inner) {
+    std::sort(list.begin(), list.end());
+    list.erase(std::unique(list.begin(), list.end()), list.end());
   }
+  return inner;
+}
+
+Edges reversed(const Edges& edges) {
+  Edges reverse(edges.size());
+  for (size_t i = 0; i < edges.size(); ++i)
+    for (size_t j : edges[i]) reverse[j].push_back(i);
+  return reverse;
+}
+
+// Makes `/` wait for every other target except those that must be frozen after it: the ones that
+// hold its backing file when it is on a loop device, and so on outwards.
+void root_waits_for_the_rest(size_t root, Edges& inner) {
+  const Edges outer = reversed(inner);
+  std::vector<bool> after_root(inner.size());
+  std::vector<size_t> stack{root};
+  while (!stack.empty()) {
+    size_t at = stack.back();
+    stack.pop_back();
+    for (size_t next : outer[at])
+      if (!after_root[next]) {
+        after_root[next] = true;
+        stack.push_back(next);
+      }
+  }
+  std::vector<bool> before_root(inner.size());
+  for (size_t i : inner[root]) before_root[i] = true;
+  for (size_t i = 0; i < inner.size(); ++i)
+    if (i != root && !after_root[i] && !before_root[i]) inner[root].push_back(i);
+}
+
+// Stacking order: repeatedly take, in reverse mount order with `/` last, the first target all
+// of whose inner (loop-backed) filesystems are already placed, or the first one left if none is
+// (a cycle of backing files cannot exist, but stale backing paths may make one up). A target's
+// wave is one more than its innermost dependency's. `/` goes after all the others, in a wave of
+// its own; only the filesystems holding its backing file, when it is on a loop device, go after
+// it. Ready targets wait in a heap by position: O(targets log targets + dependencies).
+std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex& index,
+                                  const LoopBackingFiles& backing) {
+  std::stable_sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
+    return a.mount.mount_point != "/" && b.mount.mount_point == "/";
+  });
+  const size_t count = targets.size();
+  Edges inner = inner_targets(targets, index, backing);
+  const size_t root = count > 0 && targets.back().mount.mount_point == "/" ? count - 1 : count;  // count: none
+  if (root < count) root_waits_for_the_rest(root, inner);
+  const Edges outer = reversed(inner);
+  std::vector<size_t> waiting(count);  // inner targets not yet placed
   std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
-  for (size_t i = 0; i < count; ++i)
+  for (size_t i = 0; i < count; ++i) {
+    waiting[i] = inner[i].size();
     if (waiting[i] == 0) ready.push(i);
+  }
   std::vector<bool> placed(count);
   std::vector<Target> ordered;
   ordered.reserve(count);
   size_t first_left = 0;
   int last_wave = -1;
+  int after_root_wave = 0;  // the lowest wave of a target placed after `/`
   while (ordered.size() < count) {
     while (!ready.empty() && placed[ready.top()]) ready.pop();
     while (placed[first_left]) ++first_left;
@@ -131,10 +172,13 @@ std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex&
       ready.pop();
     }
     Target& target = targets[next];
-    target.wave = 0;
+    target.wave = after_root_wave;
     for (size_t dependency : inner[next])
       if (placed[dependency]) target.wave = std::max(target.wave, targets[dependency].wave + 1);
-    if (target.mount.mount_point == "/") target.wave = last_wave + 1;
+    if (next == root) {
+      target.wave = last_wave + 1;
+      after_root_wave = target.wave + 1;
+    }
     last_wave = std::max(last_wave, target.wave);
     placed[next] = true;
     for (size_t dependent : outer[next])

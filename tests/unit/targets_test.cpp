@@ -158,5 +158,37 @@ TEST(Targets, BackingFileChainOrdersInnermostFirst) {
   EXPECT_EQ(order(plan_targets(mounts, filters, backing)), (std::vector<std::string>{"/c", "/b", "/a"}));
 }
 
+TEST(Targets, RootOnALoopDeviceFreezesBeforeTheFilesystemHoldingItsImage) {
+  // / in an image file on /host (as Wubi or a live system has it): freezing / after /host would
+  // wait forever for its own writes into the frozen /host, so here / is not last.
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("20 1 7:0 / / rw - ext4 /dev/loop0 rw\n"
+                      "21 20 8:1 / /host rw - ext4 /dev/sda1 rw\n"
+                      "22 20 8:2 / /boot rw - ext4 /dev/sda2 rw\n",
+                      &mounts));
+  Plan plan = plan_targets(mounts, {}, loops({{"7:0", {"/host/root.img"}}}));
+  EXPECT_EQ(order(plan), (std::vector<std::string>{"/boot", "/", "/host"}));
+  std::map<std::string, int> wave;
+  for (const auto& t : plan.targets) wave[t.mount.mount_point] = t.wave;
+  EXPECT_LT(wave["/boot"], wave["/"]);
+  EXPECT_LT(wave["/"], wave["/host"]);
+}
+
+TEST(Targets, BackingFileCycleStillFreezesRootLastInAWaveOfItsOwn) {
+  // Stale backing paths can make up a cycle (/a's image on /b, /b's on /a); found by fuzzing: / went
+  // first, in the wave of /b.
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("26 1 254:1 / / rw - ext4 /dev/vda rw\n"
+                      "40 26 7:1 / /a rw - ext4 /dev/loop1 rw\n"
+                      "41 26 7:2 / /b rw - ext4 /dev/loop2 rw\n",
+                      &mounts));
+  Plan plan = plan_targets(mounts, {}, loops({{"7:1", {"/b/a.img"}}, {"7:2", {"/a/b.img"}}}));
+  ASSERT_EQ(plan.targets.size(), 3u);
+  EXPECT_EQ(plan.targets[2].mount.mount_point, "/");
+  EXPECT_LT(plan.targets[1].wave, plan.targets[2].wave);
+}
+
 }  // namespace
 }  // namespace hvvss::fsfreeze
