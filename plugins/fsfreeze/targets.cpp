@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace hvvss::fsfreeze {
 
@@ -135,12 +136,57 @@ void root_waits_for_the_rest(size_t root, Edges& inner) {
     if (i != root && !after_root[i] && !before_root[i]) inner[root].push_back(i);
 }
 
+// The strongly connected components of a graph (Tarjan's, iteratively): each node's component.
+// Nodes on a cycle share one; every other node has one of its own.
+std::vector<size_t> components(const Edges& edges) {
+  constexpr size_t kUnvisited = SIZE_MAX;
+  const size_t count = edges.size();
+  std::vector<size_t> index(count, kUnvisited), low(count), component(count), stack;
+  std::vector<bool> on_stack(count);
+  std::vector<std::pair<size_t, size_t>> calls;  // (node, next edge to follow)
+  size_t visited = 0, found = 0;
+  auto visit = [&](size_t node) {
+    index[node] = low[node] = visited++;
+    stack.push_back(node);
+    on_stack[node] = true;
+    calls.emplace_back(node, 0);
+  };
+  for (size_t start = 0; start < count; ++start) {
+    if (index[start] != kUnvisited) continue;
+    visit(start);
+    while (!calls.empty()) {
+      const size_t node = calls.back().first;
+      if (calls.back().second < edges[node].size()) {
+        const size_t next = edges[node][calls.back().second++];
+        if (index[next] == kUnvisited)
+          visit(next);
+        else if (on_stack[next])
+          low[node] = std::min(low[node], index[next]);
+        continue;
+      }
+      calls.pop_back();
+      if (!calls.empty()) low[calls.back().first] = std::min(low[calls.back().first], low[node]);
+      if (low[node] != index[node]) continue;
+      size_t member;
+      do {
+        member = stack.back();
+        stack.pop_back();
+        on_stack[member] = false;
+        component[member] = found;
+      } while (member != node);
+      ++found;
+    }
+  }
+  return component;
+}
+
 // Stacking order: repeatedly take, in reverse mount order with `/` last, the first target all
-// of whose inner (loop-backed) filesystems are already placed, or the first one left if none is
-// (a cycle of backing files cannot exist, but stale backing paths may make one up). A target's
-// wave is one more than its innermost dependency's. `/` goes after all the others, in a wave of
-// its own; only the filesystems holding its backing file, when it is on a loop device, go after
-// it. Ready targets wait in a heap by position: O(targets log targets + dependencies).
+// of whose inner (loop-backed) filesystems are already placed. Backing files cannot form a cycle,
+// but stale paths (of a deleted or moved image) may make one up: the edges inside a cycle are
+// dropped, every other edge is kept. A target's wave is one more than its innermost dependency's.
+// `/` goes after all the others, in a wave of its own; only the filesystems holding its backing
+// file, when it is on a loop device, go after it. Ready targets wait in a heap by position:
+// O(targets log targets + dependencies).
 std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex& index,
                                   const LoopBackingFiles& backing) {
   std::stable_sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
@@ -150,27 +196,26 @@ std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex&
   Edges inner = inner_targets(targets, index, backing);
   const size_t root = count > 0 && targets.back().mount.mount_point == "/" ? count - 1 : count;  // count: none
   if (root < count) root_waits_for_the_rest(root, inner);
-  const Edges outer = reversed(inner);
-  std::vector<size_t> waiting(count);  // inner targets not yet placed
+  const std::vector<size_t> component = components(inner);
+  Edges outer(count);                  // the kept edges, reversed
+  std::vector<size_t> waiting(count);  // inner targets behind a kept edge, not yet placed
   std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
   for (size_t i = 0; i < count; ++i) {
-    waiting[i] = inner[i].size();
+    for (size_t dependency : inner[i])
+      if (component[dependency] != component[i]) {
+        outer[dependency].push_back(i);
+        ++waiting[i];
+      }
     if (waiting[i] == 0) ready.push(i);
   }
   std::vector<bool> placed(count);
   std::vector<Target> ordered;
   ordered.reserve(count);
-  size_t first_left = 0;
   int last_wave = -1;
   int after_root_wave = 0;  // the lowest wave of a target placed after `/`
-  while (ordered.size() < count) {
-    while (!ready.empty() && placed[ready.top()]) ready.pop();
-    while (placed[first_left]) ++first_left;
-    size_t next = first_left;
-    if (!ready.empty()) {
-      next = ready.top();
-      ready.pop();
-    }
+  while (!ready.empty()) {  // the kept edges have no cycle: every target gets ready in turn
+    const size_t next = ready.top();
+    ready.pop();
     Target& target = targets[next];
     target.wave = after_root_wave;
     for (size_t dependency : inner[next])
@@ -182,7 +227,7 @@ std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex&
     last_wave = std::max(last_wave, target.wave);
     placed[next] = true;
     for (size_t dependent : outer[next])
-      if (--waiting[dependent] == 0 && !placed[dependent]) ready.push(dependent);
+      if (--waiting[dependent] == 0) ready.push(dependent);
     ordered.push_back(target);
   }
   std::stable_sort(ordered.begin(), ordered.end(), [](const Target& a, const Target& b) { return a.wave < b.wave; });

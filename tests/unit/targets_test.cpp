@@ -190,5 +190,27 @@ TEST(Targets, BackingFileCycleStillFreezesRootLastInAWaveOfItsOwn) {
   EXPECT_LT(plan.targets[1].wave, plan.targets[2].wave);
 }
 
+TEST(Targets, MadeUpBackingFileCycleKeepsEveryOtherStackingEdge) {
+  // /p and /q hold each other's images (stale paths); /b holds an image of /p and /a one of /b.
+  // Found by fuzzing: breaking the cycle at the first target left, /a, froze /a before /b.
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("40 1 7:1 / /p rw - ext4 /dev/loop1 rw\n"
+                      "41 1 7:2 / /q rw - ext4 /dev/loop2 rw\n"
+                      "42 1 7:3 / /b rw - ext4 /dev/loop3 rw\n"
+                      "43 1 7:4 / /a rw - ext4 /dev/loop4 rw\n",
+                      &mounts));
+  auto backing = loops({{"7:1", {"/q/p.img", "/b/p.img"}}, {"7:2", {"/p/q.img"}}, {"7:3", {"/a/b.img"}}});
+  Plan plan = plan_targets(mounts, {}, backing);
+  std::map<std::string, int> wave;
+  for (const auto& t : plan.targets) wave[t.mount.mount_point] = t.wave;
+  EXPECT_LT(wave["/p"], wave["/b"]);
+  EXPECT_LT(wave["/b"], wave["/a"]);
+  auto o = order(plan);
+  auto pos = [&](const std::string& mp) { return std::find(o.begin(), o.end(), mp) - o.begin(); };
+  EXPECT_LT(pos("/p"), pos("/b"));
+  EXPECT_LT(pos("/b"), pos("/a"));
+}
+
 }  // namespace
 }  // namespace hvvss::fsfreeze
