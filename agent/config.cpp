@@ -217,7 +217,6 @@ Status read_config_text(const std::string& path, std::string* text) {
     text->append(chunk.data(), static_cast<size_t>(n));
     if (text->size() > kMaxConfigFileBytes) return too_large(path);  // it grew since fstat()
   }
-  if (text->find('\0') != std::string::npos) return Status::errorf("{}: contains a NUL byte", path);
   return {};
 }
 
@@ -238,12 +237,17 @@ Status list_dropins(const fs::path& dir, std::vector<fs::path>* dropins) {
 Status ConfigSchema::load_file(const std::string& path) const {
   std::string text;
   if (Status status = read_config_text(path, &text); !status) return status;
+  return load_text(text, path);
+}
+
+Status ConfigSchema::load_text(std::string_view text, std::string_view name) const {
+  if (text.find('\0') != std::string_view::npos) return Status::errorf("{}: contains a NUL byte", name);
   Parse parse(settings_, text);
   int line = ini_parse_stream(&Parse::read_line, &parse, &Parse::on_key, &parse);
-  if (line < 0) return Status::errorf("{}: out of memory", path);
+  if (line < 0) return Status::errorf("{}: out of memory", name);
   if (line > 0 && (parse.error_line == 0 || line < parse.error_line))
-    return Status::errorf("{}:{}: syntax error", path, line);
-  if (parse.error_line > 0) return Status::errorf("{}:{}: {}", path, parse.error_line, parse.error);
+    return Status::errorf("{}:{}: syntax error", name, line);
+  if (parse.error_line > 0) return Status::errorf("{}:{}: {}", name, parse.error_line, parse.error);
   return {};
 }
 

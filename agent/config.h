@@ -74,6 +74,9 @@ class ConfigSchema {
   // (systemd's way to mask a file). Errors read "FILE: message" or "FILE:LINE: message"; a
   // missing file carries ENOENT in error_number().
   Status load_file(const std::string& path) const;
+  // Parses `text` as the contents of a file called `name`, which errors name as they name a file
+  // (load_file reads the file and calls this).
+  Status load_text(std::string_view text, std::string_view name) const;
   // Loads `path` (missing is fine unless `required`), then `path`.d/*.conf in lexical order.
   Status load(const std::string& path, bool required) const;
 

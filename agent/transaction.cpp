@@ -52,8 +52,7 @@ constexpr std::chrono::milliseconds kLastThawRetry{30000};
 
 TransactionEngine::TransactionEngine(sd_event* loop, const std::vector<Participant*>& participants,
                                      EngineSettings settings)
-    : loop_(loop),
-      settings_(settings),
+    : settings_(settings),
       reply_timer_(loop, [this] { on_reply_deadline(); }),
       call_timer_(loop, [this] { on_call_timeout(); }),
       auto_thaw_timer_(loop,

@@ -156,7 +156,6 @@ class TransactionEngine {
     for (EngineObserver* o : observers_) event(*o);
   }
 
-  sd_event* loop_;
   std::vector<Member> members_;  // freeze order: applications, then filesystems
   EngineSettings settings_;
   std::vector<EngineObserver*> observers_;

@@ -2,7 +2,7 @@
 # Expects $top (the checkout) to be set by the caller.
 
 packages=(cmake g++ make pkg-config libsystemd-dev libspdlog-dev libfmt-dev libcli11-dev libinih-dev
-          googletest libgtest-dev xfsprogs btrfs-progs e2fsprogs util-linux)
+          googletest libgtest-dev xfsprogs btrfs-progs e2fsprogs util-linux clang libclang-rt-14-dev)
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (it mounts and freezes scratch filesystems)" >&2; exit 1; }
@@ -17,9 +17,11 @@ install_deps() {  # install_deps [extra packages...]
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-build() {  # build DIR [cmake args...]
-  local dir=$1; shift
+build() {  # build DIR [cmake args...] [-- cmake --build args...]
+  local dir=$1 configure=(); shift
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do configure+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
   echo "==> building in $dir"
-  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
-  cmake --build "$dir" -j "$(nproc)"
+  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${configure[@]}" >/dev/null
+  cmake --build "$dir" -j "$(nproc)" "$@"
 }

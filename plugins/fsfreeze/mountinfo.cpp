@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 
@@ -95,6 +96,7 @@ Status parse_line(std::string_view line, MountEntry* out) {
 
 Status parse_mountinfo(std::string_view text, std::vector<MountEntry>* mounts) {
   std::vector<MountEntry> entries;
+  entries.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
   size_t line_no = 0;
   while (!text.empty()) {
     ++line_no;

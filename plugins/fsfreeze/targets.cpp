@@ -3,10 +3,14 @@
 #include <fmt/format.h>
 #include <fnmatch.h>
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <set>
+#include <queue>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
 
 namespace hvvss::fsfreeze {
 
@@ -38,53 +42,193 @@ std::string normalized(std::string path) {
   return path;
 }
 
-// The mount whose mount point is the longest prefix of `path` (the filesystem holding it).
-const MountEntry* containing_mount(const std::vector<MountEntry>& mounts, const std::string& path) {
-  const MountEntry* best = nullptr;
-  for (const auto& m : mounts) {
-    const std::string& mp = m.mount_point;
-    bool prefix =
-        mp == "/" || path == mp || (path.starts_with(mp) && path.size() > mp.size() && path[mp.size()] == '/');
-    if (prefix && (!best || mp.size() >= best->mount_point.size())) best = &m;
+// A superblock's identity ("major:minor") as one number, cheaper to hash than MountEntry::dev().
+uint64_t dev_key(const MountEntry& m) { return (uint64_t{m.major} << 32) | m.minor; }
+
+// The mount table indexed by mount point, so that the questions planning asks of every mount or
+// file cost the length of a path instead of a walk through the table (which may hold 100,000
+// bind mounts).
+class MountIndex {
+ public:
+  explicit MountIndex(const std::vector<MountEntry>& mounts) : mounts_(mounts) {
+    last_at_.reserve(mounts.size());
+    for (size_t i = 0; i < mounts.size(); ++i) last_at_[mounts[i].mount_point] = i;
   }
-  return best;
+
+  // Whether a later mount at the same path hides mounts_[i]: it cannot be reached through its
+  // mount point.
+  bool shadowed(size_t i) const { return last_at_.at(mounts_[i].mount_point) != i; }
+
+  // The filesystem holding `path`: the mount whose mount point is the longest prefix of it (at a
+  // '/'), the later one among equals; `/` holds every path.
+  const MountEntry* containing(std::string_view path) const {
+    const MountEntry* best = nullptr;
+    size_t best_index = 0;
+    auto consider = [&](std::string_view mount_point) {
+      auto it = last_at_.find(mount_point);
+      if (it == last_at_.end()) return;
+      size_t size = best ? best->mount_point.size() : 0;
+      if (!best || mount_point.size() > size || (mount_point.size() == size && it->second > best_index)) {
+        best = &mounts_[it->second];
+        best_index = it->second;
+      }
+    };
+    consider("/");
+    consider(path);
+    for (size_t slash = path.find('/'); slash != std::string_view::npos; slash = path.find('/', slash + 1))
+      consider(path.substr(0, slash));
+    return best;
+  }
+
+ private:
+  const std::vector<MountEntry>& mounts_;
+  std::unordered_map<std::string_view, size_t> last_at_;  // mount point -> index of its last mount
+};
+
+using Edges = std::vector<std::vector<size_t>>;  // for each target, the indices of others
+
+// For each target, the targets that must be frozen before it: the loop-backed filesystems whose
+// backing files it holds.
+Edges inner_targets(const std::vector<Target>& targets, const MountIndex& index, const LoopBackingFiles& backing) {
+  std::unordered_map<uint64_t, size_t> position;  // dev -> index in `targets`
+  for (size_t i = 0; i < targets.size(); ++i) position.emplace(dev_key(targets[i].mount), i);
+  Edges inner(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const MountEntry& mount = targets[i].mount;
+    for (const auto& file : backing(mount.major, mount.minor)) {
+      const MountEntry* holder = index.containing(file);
+      if (!holder || dev_key(*holder) == dev_key(mount)) continue;
+      if (auto outer = position.find(dev_key(*holder)); outer != position.end()) inner[outer->second].push_back(i);
+    }
+  }
+  for (auto& list : inner) {
+    std::sort(list.begin(), list.end());
+    list.erase(std::unique(list.begin(), list.end()), list.end());
+  }
+  return inner;
+}
+
+Edges reversed(const Edges& edges) {
+  Edges reverse(edges.size());
+  for (size_t i = 0; i < edges.size(); ++i)
+    for (size_t j : edges[i]) reverse[j].push_back(i);
+  return reverse;
+}
+
+// Makes `/` wait for every other target except those that must be frozen after it: the ones that
+// hold its backing file when it is on a loop device, and so on outwards.
+void root_waits_for_the_rest(size_t root, Edges& inner) {
+  const Edges outer = reversed(inner);
+  std::vector<bool> after_root(inner.size());
+  std::vector<size_t> stack{root};
+  while (!stack.empty()) {
+    size_t at = stack.back();
+    stack.pop_back();
+    for (size_t next : outer[at])
+      if (!after_root[next]) {
+        after_root[next] = true;
+        stack.push_back(next);
+      }
+  }
+  std::vector<bool> before_root(inner.size());
+  for (size_t i : inner[root]) before_root[i] = true;
+  for (size_t i = 0; i < inner.size(); ++i)
+    if (i != root && !after_root[i] && !before_root[i]) inner[root].push_back(i);
+}
+
+// The strongly connected components of a graph (Tarjan's, iteratively): each node's component.
+// Nodes on a cycle share one; every other node has one of its own.
+std::vector<size_t> components(const Edges& edges) {
+  constexpr size_t kUnvisited = SIZE_MAX;
+  const size_t count = edges.size();
+  std::vector<size_t> index(count, kUnvisited), low(count), component(count), stack;
+  std::vector<bool> on_stack(count);
+  std::vector<std::pair<size_t, size_t>> calls;  // (node, next edge to follow)
+  size_t visited = 0, found = 0;
+  auto visit = [&](size_t node) {
+    index[node] = low[node] = visited++;
+    stack.push_back(node);
+    on_stack[node] = true;
+    calls.emplace_back(node, 0);
+  };
+  for (size_t start = 0; start < count; ++start) {
+    if (index[start] != kUnvisited) continue;
+    visit(start);
+    while (!calls.empty()) {
+      const size_t node = calls.back().first;
+      if (calls.back().second < edges[node].size()) {
+        const size_t next = edges[node][calls.back().second++];
+        if (index[next] == kUnvisited)
+          visit(next);
+        else if (on_stack[next])
+          low[node] = std::min(low[node], index[next]);
+        continue;
+      }
+      calls.pop_back();
+      if (!calls.empty()) low[calls.back().first] = std::min(low[calls.back().first], low[node]);
+      if (low[node] != index[node]) continue;
+      size_t member;
+      do {
+        member = stack.back();
+        stack.pop_back();
+        on_stack[member] = false;
+        component[member] = found;
+      } while (member != node);
+      ++found;
+    }
+  }
+  return component;
 }
 
 // Stacking order: repeatedly take, in reverse mount order with `/` last, the first target all
-// of whose inner (loop-backed) filesystems are already placed. A target's wave is one more than
-// its innermost dependency's; `/` has a wave of its own, the last.
-std::vector<Target> order_targets(std::vector<Target> targets, const std::vector<MountEntry>& mounts,
+// of whose inner (loop-backed) filesystems are already placed. Backing files cannot form a cycle,
+// but stale paths (of a deleted or moved image) may make one up: the edges inside a cycle are
+// dropped, every other edge is kept. A target's wave is one more than its innermost dependency's.
+// `/` goes after all the others, in a wave of its own; only the filesystems holding its backing
+// file, when it is on a loop device, go after it. Ready targets wait in a heap by position:
+// O(targets log targets + dependencies).
+std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex& index,
                                   const LoopBackingFiles& backing) {
-  std::map<std::string, std::set<std::string>> inner_of;  // outer dev -> devs that must go first
-  for (const auto& t : targets) {
-    for (const auto& file : backing(t.mount.major, t.mount.minor)) {
-      const MountEntry* holder = containing_mount(mounts, file);
-      if (holder && holder->dev() != t.mount.dev()) inner_of[holder->dev()].insert(t.mount.dev());
-    }
-  }
   std::stable_sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
     return a.mount.mount_point != "/" && b.mount.mount_point == "/";
   });
+  const size_t count = targets.size();
+  Edges inner = inner_targets(targets, index, backing);
+  const size_t root = count > 0 && targets.back().mount.mount_point == "/" ? count - 1 : count;  // count: none
+  if (root < count) root_waits_for_the_rest(root, inner);
+  const std::vector<size_t> component = components(inner);
+  Edges outer(count);                  // the kept edges, reversed
+  std::vector<size_t> waiting(count);  // inner targets behind a kept edge, not yet placed
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<>> ready;
+  for (size_t i = 0; i < count; ++i) {
+    for (size_t dependency : inner[i])
+      if (component[dependency] != component[i]) {
+        outer[dependency].push_back(i);
+        ++waiting[i];
+      }
+    if (waiting[i] == 0) ready.push(i);
+  }
+  std::vector<bool> placed(count);
   std::vector<Target> ordered;
-  std::map<std::string, int> placed;  // dev -> wave
-  std::set<std::string> target_devs;
-  for (const auto& t : targets) target_devs.insert(t.mount.dev());
+  ordered.reserve(count);
   int last_wave = -1;
-  while (!targets.empty()) {
-    auto ready = std::find_if(targets.begin(), targets.end(), [&](const Target& t) {
-      for (const auto& dev : inner_of[t.mount.dev()])
-        if (target_devs.count(dev) && !placed.count(dev)) return false;
-      return true;
-    });
-    if (ready == targets.end()) ready = targets.begin();  // a cycle cannot happen; never loop forever
-    ready->wave = 0;
-    for (const auto& dev : inner_of[ready->mount.dev()])
-      if (placed.count(dev)) ready->wave = std::max(ready->wave, placed[dev] + 1);
-    if (ready->mount.mount_point == "/") ready->wave = last_wave + 1;
-    last_wave = std::max(last_wave, ready->wave);
-    placed[ready->mount.dev()] = ready->wave;
-    ordered.push_back(std::move(*ready));
-    targets.erase(ready);
+  int after_root_wave = 0;  // the lowest wave of a target placed after `/`
+  while (!ready.empty()) {  // the kept edges have no cycle: every target gets ready in turn
+    const size_t next = ready.top();
+    ready.pop();
+    Target& target = targets[next];
+    target.wave = after_root_wave;
+    for (size_t dependency : inner[next])
+      if (placed[dependency]) target.wave = std::max(target.wave, targets[dependency].wave + 1);
+    if (next == root) {
+      target.wave = last_wave + 1;
+      after_root_wave = target.wave + 1;
+    }
+    last_wave = std::max(last_wave, target.wave);
+    placed[next] = true;
+    for (size_t dependent : outer[next])
+      if (--waiting[dependent] == 0) ready.push(dependent);
+    ordered.push_back(target);
   }
   std::stable_sort(ordered.begin(), ordered.end(), [](const Target& a, const Target& b) { return a.wave < b.wave; });
   return ordered;
@@ -104,34 +248,32 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
   Plan plan;
   std::vector<std::string> only;
   for (const auto& p : filters.only_mounts) only.push_back(normalized(p));
-  std::set<std::string> matched_only;
+  const std::unordered_set<std::string_view> only_set(only.begin(), only.end());
+  std::unordered_set<std::string_view> matched_only;
+  const MountIndex index(mounts);
 
-  // Group mounts by superblock, in mount order; a mount hidden by a later mount at the same
-  // path cannot be reached through its mount point.
-  std::vector<std::string> dev_order;
-  std::map<std::string, std::vector<const MountEntry*>> by_dev;
+  // Group mounts by superblock, in mount order; a shadowed mount is left out of its group.
+  std::vector<std::vector<const MountEntry*>> groups;  // in the order of each superblock's first mount
+  std::unordered_map<uint64_t, size_t> group_of;       // dev -> index in `groups`
   for (size_t i = 0; i < mounts.size(); ++i) {
-    const MountEntry& m = mounts[i];
-    bool shadowed = std::any_of(mounts.begin() + static_cast<long>(i) + 1, mounts.end(),
-                                [&](const MountEntry& later) { return later.mount_point == m.mount_point; });
-    if (!by_dev.count(m.dev())) dev_order.push_back(m.dev());
-    auto& group = by_dev[m.dev()];
-    if (!shadowed) group.push_back(&m);
+    auto [group, added] = group_of.try_emplace(dev_key(mounts[i]), groups.size());
+    if (added) groups.emplace_back();
+    if (!index.shadowed(i)) groups[group->second].push_back(&mounts[i]);
   }
 
   std::vector<Target> targets;
-  for (auto it = dev_order.rbegin(); it != dev_order.rend(); ++it) {
-    const auto& group = by_dev[*it];
+  for (auto it = groups.rbegin(); it != groups.rend(); ++it) {
+    const auto& group = *it;
     if (group.empty()) continue;
     const MountEntry* chosen = nullptr;
     if (!only.empty()) {
-      for (const MountEntry* m : group)
-        if (contains(only, m->mount_point)) {
-          chosen = m;
-          break;
-        }
+      // Frozen through the first listed mount; every listed mount of the superblock is matched.
+      for (const MountEntry* m : group) {
+        if (!only_set.count(m->mount_point)) continue;
+        if (!chosen) chosen = m;
+        matched_only.insert(m->mount_point);
+      }
       if (!chosen) continue;  // outside the allow-list: never considered
-      matched_only.insert(chosen->mount_point);
     } else {
       auto root = std::find_if(group.begin(), group.end(), [](const MountEntry* m) { return m->root == "/"; });
       chosen = root != group.end() ? *root : group.front();
@@ -157,7 +299,7 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
   for (const auto& p : only)
     if (!matched_only.count(p))
       plan.errors.push_back(fmt::format("OnlyMounts= names {}, which is not a visible mount point", p));
-  plan.targets = order_targets(std::move(targets), mounts, backing);
+  plan.targets = order_targets(std::move(targets), index, backing);
   return plan;
 }
 

@@ -1,7 +1,8 @@
 // Decides which filesystems a snapshot freezes and in what order. One target per superblock
 // (bind mounts and btrfs subvolumes share one), writable, of a freezable type or named in the
 // allow-list, not excluded. A filesystem on a loop device is frozen before the filesystem that
-// holds its backing file (and thawed after it); `/` is frozen last.
+// holds its backing file (and thawed after it); `/` is frozen last, in a wave of its own, unless
+// it is on a loop device itself: the filesystems holding its backing file must follow it.
 #pragma once
 
 #include "plugins/fsfreeze/mountinfo.h"

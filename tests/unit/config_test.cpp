@@ -148,6 +148,14 @@ TEST_F(Config, NulByteIsAnError) {
   EXPECT_EQ(schema_.load(path, true).message(), path + ": contains a NUL byte");
 }
 
+TEST_F(Config, TextLoadsLikeAFileAndErrorsNameIt) {
+  ASSERT_EQ(schema_.load_text("[Agent]\nAutoThawSec=30s\n", "inline").message(), "");
+  EXPECT_EQ(agent_.auto_thaw, 30s);
+  EXPECT_EQ(schema_.load_text("[Agent]\n\nBogus=1\n", "inline").message(),
+            "inline:3: unknown key 'Bogus' in section [Agent]");
+  EXPECT_EQ(schema_.load_text(std::string_view("[Agent]\0", 8), "inline").message(), "inline: contains a NUL byte");
+}
+
 TEST_F(Config, DropInsApplyInLexicalOrderAfterTheMainFile) {
   auto path = write("agent.conf", "[Agent]\nReplyBudgetSec=10\nAutoThawSec=20\n");
   write("agent.conf.d/20-late.conf", "[Agent]\nReplyBudgetSec=12\n");

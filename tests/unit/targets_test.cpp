@@ -82,6 +82,16 @@ TEST(Targets, AllowListFreezesOnlyWhatItNames) {
   EXPECT_EQ(order(plan), (std::vector<std::string>{"/srv/exports", "/boot/efi"}));
 }
 
+TEST(Targets, AllowListNamingTwoMountsOfOneFilesystemFreezesItOnceWithoutError) {
+  // /srv/data and /var/lib/postgresql are the btrfs 0:40 and a subvolume of it (found by fuzzing:
+  // the second one was reported as "not a visible mount point").
+  Filters filters;
+  filters.only_mounts = {"/srv/data", "/var/lib/postgresql"};
+  Plan plan = plan_targets(load("server.txt"), filters, no_loops());
+  EXPECT_TRUE(plan.errors.empty()) << plan.errors.front();
+  EXPECT_EQ(order(plan), (std::vector<std::string>{"/srv/data"}));
+}
+
 TEST(Targets, AllowListNeverFallsBackToTheContainingFilesystem) {
   Filters filters;
   filters.only_mounts = {"/srv/not-a-mount"};
@@ -146,6 +156,60 @@ TEST(Targets, BackingFileChainOrdersInnermostFirst) {
   // Reverse mount order alone would give the same; flip the mount order to prove the edges work.
   std::swap(mounts[1], mounts[3]);
   EXPECT_EQ(order(plan_targets(mounts, filters, backing)), (std::vector<std::string>{"/c", "/b", "/a"}));
+}
+
+TEST(Targets, RootOnALoopDeviceFreezesBeforeTheFilesystemHoldingItsImage) {
+  // / in an image file on /host (as Wubi or a live system has it): freezing / after /host would
+  // wait forever for its own writes into the frozen /host, so here / is not last.
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("20 1 7:0 / / rw - ext4 /dev/loop0 rw\n"
+                      "21 20 8:1 / /host rw - ext4 /dev/sda1 rw\n"
+                      "22 20 8:2 / /boot rw - ext4 /dev/sda2 rw\n",
+                      &mounts));
+  Plan plan = plan_targets(mounts, {}, loops({{"7:0", {"/host/root.img"}}}));
+  EXPECT_EQ(order(plan), (std::vector<std::string>{"/boot", "/", "/host"}));
+  std::map<std::string, int> wave;
+  for (const auto& t : plan.targets) wave[t.mount.mount_point] = t.wave;
+  EXPECT_LT(wave["/boot"], wave["/"]);
+  EXPECT_LT(wave["/"], wave["/host"]);
+}
+
+TEST(Targets, BackingFileCycleStillFreezesRootLastInAWaveOfItsOwn) {
+  // Stale backing paths can make up a cycle (/a's image on /b, /b's on /a); found by fuzzing: / went
+  // first, in the wave of /b.
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("26 1 254:1 / / rw - ext4 /dev/vda rw\n"
+                      "40 26 7:1 / /a rw - ext4 /dev/loop1 rw\n"
+                      "41 26 7:2 / /b rw - ext4 /dev/loop2 rw\n",
+                      &mounts));
+  Plan plan = plan_targets(mounts, {}, loops({{"7:1", {"/b/a.img"}}, {"7:2", {"/a/b.img"}}}));
+  ASSERT_EQ(plan.targets.size(), 3u);
+  EXPECT_EQ(plan.targets[2].mount.mount_point, "/");
+  EXPECT_LT(plan.targets[1].wave, plan.targets[2].wave);
+}
+
+TEST(Targets, MadeUpBackingFileCycleKeepsEveryOtherStackingEdge) {
+  // /p and /q hold each other's images (stale paths); /b holds an image of /p and /a one of /b.
+  // Found by fuzzing: breaking the cycle at the first target left, /a, froze /a before /b.
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("40 1 7:1 / /p rw - ext4 /dev/loop1 rw\n"
+                      "41 1 7:2 / /q rw - ext4 /dev/loop2 rw\n"
+                      "42 1 7:3 / /b rw - ext4 /dev/loop3 rw\n"
+                      "43 1 7:4 / /a rw - ext4 /dev/loop4 rw\n",
+                      &mounts));
+  auto backing = loops({{"7:1", {"/q/p.img", "/b/p.img"}}, {"7:2", {"/p/q.img"}}, {"7:3", {"/a/b.img"}}});
+  Plan plan = plan_targets(mounts, {}, backing);
+  std::map<std::string, int> wave;
+  for (const auto& t : plan.targets) wave[t.mount.mount_point] = t.wave;
+  EXPECT_LT(wave["/p"], wave["/b"]);
+  EXPECT_LT(wave["/b"], wave["/a"]);
+  auto o = order(plan);
+  auto pos = [&](const std::string& mp) { return std::find(o.begin(), o.end(), mp) - o.begin(); };
+  EXPECT_LT(pos("/p"), pos("/b"));
+  EXPECT_LT(pos("/b"), pos("/a"));
 }
 
 }  // namespace
