@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <queue>
 #include <string_view>
 #include <unordered_map>
@@ -187,14 +188,15 @@ std::vector<size_t> components(const Edges& edges) {
 // `/` goes after all the others, in a wave of its own; only the filesystems holding its backing
 // file, when it is on a loop device, go after it. Ready targets wait in a heap by position:
 // O(targets log targets + dependencies).
-std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex& index,
-                                  const LoopBackingFiles& backing) {
-  std::stable_sort(targets.begin(), targets.end(), [](const Target& a, const Target& b) {
-    return a.mount.mount_point != "/" && b.mount.mount_point == "/";
-  });
+std::vector<Target> order_targets(std::vector<Target> targets, const MountIndex& index, const LoopBackingFiles& backing,
+                                  std::optional<uint64_t> root_dev) {
+  // The root filesystem, however it is reached (through `/` or a bind mount of it).
+  auto is_root = [&](const Target& t) { return root_dev && dev_key(t.mount) == *root_dev; };
+  std::stable_sort(targets.begin(), targets.end(),
+                   [&](const Target& a, const Target& b) { return !is_root(a) && is_root(b); });
   const size_t count = targets.size();
   Edges inner = inner_targets(targets, index, backing);
-  const size_t root = count > 0 && targets.back().mount.mount_point == "/" ? count - 1 : count;  // count: none
+  const size_t root = count > 0 && is_root(targets.back()) ? count - 1 : count;  // count: none
   if (root < count) root_waits_for_the_rest(root, inner);
   const std::vector<size_t> component = components(inner);
   Edges outer(count);                  // the kept edges, reversed
@@ -251,6 +253,9 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
   const std::unordered_set<std::string_view> only_set(only.begin(), only.end());
   std::unordered_set<std::string_view> matched_only;
   const MountIndex index(mounts);
+  const MountEntry* root_mount = index.containing("/");
+  const std::optional<uint64_t> root_dev =
+      root_mount && root_mount->mount_point == "/" ? std::optional(dev_key(*root_mount)) : std::nullopt;
 
   // Group mounts by superblock, in mount order; a shadowed mount is left out of its group.
   std::vector<std::vector<const MountEntry*>> groups;  // in the order of each superblock's first mount
@@ -274,6 +279,13 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
         matched_only.insert(m->mount_point);
       }
       if (!chosen) continue;  // outside the allow-list: never considered
+      if (root_dev && dev_key(*chosen) == *root_dev && !only_set.count("/")) {
+        // Freezing the root filesystem hangs whatever writes to it: only an explicit `/` may.
+        plan.errors.push_back(fmt::format(
+            "OnlyMounts= names {}, which is on the root filesystem (a bind mount of /): list / itself to freeze it",
+            chosen->mount_point));
+        continue;
+      }
     } else {
       auto root = std::find_if(group.begin(), group.end(), [](const MountEntry* m) { return m->root == "/"; });
       chosen = root != group.end() ? *root : group.front();
@@ -299,7 +311,7 @@ Plan plan_targets(const std::vector<MountEntry>& mounts, const Filters& filters,
   for (const auto& p : only)
     if (!matched_only.count(p))
       plan.errors.push_back(fmt::format("OnlyMounts= names {}, which is not a visible mount point", p));
-  plan.targets = order_targets(std::move(targets), index, backing);
+  plan.targets = order_targets(std::move(targets), index, backing, root_dev);
   return plan;
 }
 

@@ -212,5 +212,37 @@ TEST(Targets, MadeUpBackingFileCycleKeepsEveryOtherStackingEdge) {
   EXPECT_LT(pos("/b"), pos("/a"));
 }
 
+// A bind mount of a directory on `/` is the root filesystem: freezing it hangs the machine.
+std::vector<MountEntry> root_bound_elsewhere() {
+  std::vector<MountEntry> mounts;
+  EXPECT_TRUE(
+      parse_mountinfo("26 1 254:1 / / rw - ext4 /dev/vda rw\n"
+                      "40 26 254:1 /srv /mnt/bind rw - ext4 /dev/vda rw\n"
+                      "41 26 7:1 / /a rw - ext4 /dev/loop1 rw\n",
+                      &mounts));
+  return mounts;
+}
+
+TEST(Targets, AnAllowListedBindMountOfTheRootFilesystemIsRefusedUnlessRootIsListed) {
+  Filters filters;
+  filters.only_mounts = {"/mnt/bind", "/a"};
+  Plan plan = plan_targets(root_bound_elsewhere(), filters, no_loops());
+  EXPECT_EQ(order(plan), (std::vector<std::string>{"/a"}));
+  ASSERT_EQ(plan.errors.size(), 1u);
+  EXPECT_EQ(plan.errors[0],
+            "OnlyMounts= names /mnt/bind, which is on the root filesystem (a bind mount of /): list / itself to "
+            "freeze it");
+}
+
+TEST(Targets, TheRootFilesystemGoesLastAloneHoweverItIsReached) {
+  Filters filters;
+  filters.only_mounts = {"/mnt/bind", "/a", "/"};
+  Plan plan = plan_targets(root_bound_elsewhere(), filters, no_loops());
+  EXPECT_TRUE(plan.errors.empty());
+  ASSERT_EQ(plan.targets.size(), 2u);
+  EXPECT_EQ(plan.targets.back().mount.dev(), "254:1");
+  EXPECT_GT(plan.targets.back().wave, plan.targets.front().wave);
+}
+
 }  // namespace
 }  // namespace hvvss::fsfreeze
