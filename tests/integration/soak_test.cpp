@@ -66,8 +66,12 @@ TEST(Soak, TenThousandBackupsWithReconnectsLeaveDescriptorsThreadsAndMemoryFlat)
   EXPECT_EQ(failures, 0);
   EXPECT_EQ(end.fds, warm.fds);
   EXPECT_EQ(end.threads, warm.threads);
+#ifndef __SANITIZE_ADDRESS__
+  // Under AddressSanitizer RSS grows by design (freed memory waits in its quarantine, up to
+  // 256 MiB); there LeakSanitizer, at the agent's exit, is the check.
   EXPECT_LE(end.rss_kib - warm.rss_kib, 1024)
       << "RSS after 1,000 backups: " << warm.rss_kib << " KiB, after 10,000: " << end.rss_kib << " KiB";
+#endif
   std::fprintf(stderr, "soak: fds %zu -> %zu, threads %zu -> %zu, RSS %ld -> %ld KiB\n", warm.fds, end.fds,
                warm.threads, end.threads, warm.rss_kib, end.rss_kib);
   agent.kill(SIGTERM);
