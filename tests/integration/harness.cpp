@@ -292,7 +292,9 @@ PidsCage::PidsCage(pid_t pid) : pid_(pid) {
   dir_ = root_ + "/hv-vss-test-" + std::to_string(getpid());
   std::filesystem::create_directory(dir_);
   write_file(dir_ + "/cgroup.procs", std::to_string(pid));
-  write_file(dir_ + "/pids.max", read_proc(dir_ + "/pids.current"));
+  // Below what it has: its threads go on, but no new one can start (pids.current may still count
+  // threads that have just exited, so it is no bound).
+  write_file(dir_ + "/pids.max", "1");
 }
 
 PidsCage::~PidsCage() {

@@ -113,8 +113,8 @@ bool stuck_in_freeze(pid_t pid);
 // True once a write to `mount` completes, at once or within kPatience (it is, or gets, thawed).
 bool write_completes(const std::string& mount);
 
-// Moves a process into a pids cgroup of its own whose limit is the number of tasks it has now,
-// so that it cannot start another thread (a full TasksMax=); undone when this goes away.
+// Moves a process into a pids cgroup of its own that admits no new task, so that it cannot start
+// another thread (a full TasksMax=); undone when this goes away.
 // available() is false where no pids controller is mounted (cgroup v2 or v1).
 class PidsCage {
  public:
