@@ -22,7 +22,8 @@ Status IntentRecord::add(const Entry& entry) const {
   if (Status s = make_dir(dir_); !s) return s;
   auto path = dir_ / entry.dev;
   std::string text = entry.mount_point + "\n";
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  // O_NONBLOCK: a FIFO planted in its place fails at once (ENXIO) instead of hanging the freeze.
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
   if (!fd) return Status::from_errno(errno, fmt::format("cannot create {}", path.string()));
   ssize_t n = ::write(fd.get(), text.data(), text.size());
   if (n != static_cast<ssize_t>(text.size())) {

@@ -129,6 +129,14 @@ TEST_F(Intent, SymlinkAsAnEntryIsAnError) {
   EXPECT_NE(status.message().find(entry("254:1").string()), std::string::npos) << status.message();
 }
 
+TEST_F(Intent, AFifoPlantedInPlaceOfAnEntryFailsTheAddInsteadOfHangingIt) {
+  fs::create_directories(record().dir());
+  ASSERT_EQ(mkfifo((record().dir() / "7:1").c_str(), 0600), 0) << std::strerror(errno);
+  Status status = record().add({"7:1", "/srv/image"});
+  EXPECT_FALSE(status);
+  EXPECT_NE(status.message().find("7:1"), std::string::npos) << status.message();
+}
+
 TEST_F(RuntimeDirLock, SecondAcquireFailsNamingTheHoldersPid) {
   RuntimeLock first, second;
   ASSERT_TRUE(first.acquire(dir_));
