@@ -350,6 +350,7 @@ void TransactionEngine::finish_freeze(Phase& phase) {
     request_thaw("the auto-thaw timer cannot be armed: thawing");
   } else {
     freeze_answered_ok_ = true;
+    thawed_early_ = false;  // a new freeze: what was thawed early is no longer what the host snapshots
     answer(HvStatus::Ok, phase.detail);
   }
 }

@@ -314,6 +314,16 @@ TEST_F(Engine, FreezeWithoutThawIsUndoneAfterTheAutoThawDelayAndALateThawIsAnswe
   EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);  // that was said once; a THAW of nothing is fine
 }
 
+TEST_F(Engine, AFreezeAfterAnAutoThawStartsAfreshAndItsThawIsOk) {
+  make({.reply_budget = 15s, .auto_thaw = 50ms});
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  ASSERT_TRUE(run_until([&] { return !engine_->frozen(); }));
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);  // no HOT_BACKUP in between
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
+  EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_E_FAIL"));
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);  // nothing frozen, nothing thawed early
+}
+
 TEST_F(Engine, AThawAfterAFailedFreezeIsOk) {
   c_.fails = {Action::Freeze};
   make();
