@@ -233,6 +233,10 @@ Outcome FsFreeze::freeze(Deadline deadline) {
     std::string flushed = passes > 0 ? fmt::format("; flushed first ({} syncfs pass(es))", passes) : "";
     std::string detail = fmt::format("froze {} filesystem(s): {}{}{}", names.size(), join(names), skipped, flushed);
 
+    {
+      std::lock_guard lock(mutex_);
+      frozen_.reserve(held.size());  // no allocation once the first filesystem is frozen
+    }
     // Wave by wave; the filesystems of one wave are independent and freeze in parallel.
     std::string error;
     std::vector<int> errors(held.size(), 0);
