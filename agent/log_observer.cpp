@@ -7,13 +7,20 @@ double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 std::string_view colon(std::string_view detail) { return detail.empty() ? "" : ": "; }
 }  // namespace
 
-void LogObserver::request_received(const EventContext& at) { spdlog::info("{} request received", at.tag()); }
+void LogObserver::request_received(const EventContext& at) {
+  spdlog::info("{} request received{}", at.tag(), at.origin == Origin::Local ? " (test snapshot)" : "");
+}
 
 void LogObserver::participant_finished(const EventContext& at, std::string_view participant, Action action,
                                        const Outcome& outcome) {
-  auto level = outcome.ok() ? spdlog::level::debug : spdlog::level::warn;
-  spdlog::log(level, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(), participant, action_name(action),
-              result_name(outcome.result), ms(outcome.took), colon(outcome.detail), outcome.detail);
+  auto log = [&](std::string_view name, Result result, Clock::duration took, std::string_view detail) {
+    auto level = result == Result::Ok || result == Result::Skipped ? spdlog::level::debug : spdlog::level::warn;
+    spdlog::log(level, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(), name, action_name(action), result_name(result),
+                ms(took), colon(detail), detail);
+  };
+  for (const PartOutcome& part : outcome.parts)
+    log(fmt::format("{} {}", participant, part.name), part.result, part.took, part.detail);
+  if (outcome.parts.empty() || !outcome.ok()) log(participant, outcome.result, outcome.took, outcome.detail);
 }
 
 void LogObserver::request_answered(const EventContext& at, HvStatus status, std::string_view detail,

@@ -200,6 +200,7 @@ void Manager::exit(int code) {
 void Manager::notify(const std::string& text) { notifier_.notify(text); }
 
 void Manager::request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration, bool) {
+  if (at.origin == Origin::Local) return;
   notify(
       fmt::format("STATUS=Last request {} answered {}; {}", op_name(at.op), status_name(status), state_name(at.state)));
 }
