@@ -1,5 +1,7 @@
 #include "agent/log_observer.h"
 
+#include "agent/steps.h"
+
 namespace hvvss {
 
 namespace {
@@ -13,14 +15,14 @@ void LogObserver::request_received(const EventContext& at) {
 
 void LogObserver::participant_finished(const EventContext& at, std::string_view participant, Action action,
                                        const Outcome& outcome) {
-  auto log = [&](std::string_view name, Result result, Clock::duration took, std::string_view detail) {
-    auto level = result == Result::Ok || result == Result::Skipped ? spdlog::level::debug : spdlog::level::warn;
-    spdlog::log(level, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(), name, action_name(action), result_name(result),
-                ms(took), colon(detail), detail);
-  };
-  for (const PartOutcome& part : outcome.parts)
-    log(fmt::format("{} {}", participant, part.name), part.result, part.took, part.detail);
-  if (outcome.parts.empty() || !outcome.ok()) log(participant, outcome.result, outcome.took, outcome.detail);
+  std::vector<Step> steps;
+  append_steps(&steps, participant, action, outcome);
+  for (const Step& step : steps) {
+    bool fine = step.result == Result::Ok || step.result == Result::Skipped;
+    spdlog::log(fine ? spdlog::level::debug : spdlog::level::warn, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(),
+                step.participant, action_name(action), result_name(step.result), ms(step.took), colon(step.detail),
+                step.detail);
+  }
 }
 
 void LogObserver::request_answered(const EventContext& at, HvStatus status, std::string_view detail,

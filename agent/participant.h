@@ -61,6 +61,10 @@ struct Outcome {
   static Outcome failure(std::string detail) { return {Result::Failed, std::move(detail), {}, false, {}}; }
 };
 
+// The calls a participant takes part in a snapshot with.
+enum class Action { Check, Freeze, Thaw };
+std::string_view action_name(Action action);
+
 // A required participant's failure vetoes the snapshot; an optional one's is reported and skipped.
 enum class Policy { Required, Optional };
 // Applications quiesce before filesystems freeze, and resume after they thaw.

@@ -26,9 +26,6 @@ namespace hvvss {
 enum class State { Idle, Checking, Freezing, Frozen, Thawing };
 std::string_view state_name(State state);
 
-enum class Action { Check, Freeze, Thaw };
-std::string_view action_name(Action action);
-
 // Who sent a request: the host, or the agent itself for a test snapshot (hv-vssctl test-snapshot).
 enum class Origin { Host, Local };
 
