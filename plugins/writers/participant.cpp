@@ -57,11 +57,15 @@ void Writers::start(Action action, Txn txn, Deadline deadline, Done done) {
   round_.emplace(Round{action, txn, std::move(done), Clock::now(), {}, std::nullopt});
   std::vector<Writer> targets = action == Action::Thaw ? frozen_ : registry_.writers();
   if (action == Action::Freeze) {
-    frozen_ = targets;
+    frozen_.clear();  // the engine asks a freeze only of writers that are thawed
     frozen_txn_ = txn;
   }
-  for (const Writer& w : targets) call(w, deadline);
-  if (!round_) return;  // a required writer could not even be called
+  starting_ = true;  // a writer that cannot be called must not end the round before the others are
+  for (const Writer& w : targets) {
+    if (round_->veto) break;  // a required writer could not even be called: the round is over
+    call(w, deadline);
+  }
+  starting_ = false;
   // A thaw must succeed for the engine to count the writers thawed; there is nothing else to do.
   if (targets.empty())
     return complete(action == Action::Thaw ? Outcome::success()
@@ -74,6 +78,7 @@ void Writers::call(const Writer& writer, Deadline deadline) {
   Clock::duration timeout = remaining - margin(remaining);
   if (writer.info.timeout) timeout = std::min<Clock::duration>(timeout, *writer.info.timeout);
   auto c = std::make_unique<Call>(Call{this, writer, Clock::now(), timeout});
+  if (round_->action == Action::Freeze) frozen_.push_back(writer);  // asked: owed a Thaw or an Abort
   sd_bus* bus = registry_.bus();
   sd_bus_message* m = nullptr;
   int r = bus && timeout > Clock::duration::zero() ? 0 : -ETIMEDOUT;
@@ -134,7 +139,7 @@ void Writers::veto(std::string why) {
   round_->veto = std::move(why);
   for (auto& c : calls_)
     round_->parts.push_back(
-        {c->writer.info.name, Result::Failed, "not waited for: " + *round_->veto, Clock::now() - c->started});
+        {c->writer.info.name, Result::Skipped, "not waited for: " + *round_->veto, Clock::now() - c->started});
   calls_.clear();
   if (round_->action == Action::Freeze) {
     for (const Writer& w : frozen_) tell_abort(w);
@@ -144,7 +149,7 @@ void Writers::veto(std::string why) {
 }
 
 void Writers::finish_if_done() {
-  if (!round_ || !calls_.empty()) return;
+  if (!round_ || !calls_.empty() || starting_) return;
   std::vector<std::string> problems;
   for (const PartOutcome& p : round_->parts)
     if (p.result != Result::Ok) problems.push_back(fmt::format("{}: {}", p.name, result_name(p.result)));

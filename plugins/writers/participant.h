@@ -62,6 +62,7 @@ class Writers final : public Participant {
   std::vector<std::unique_ptr<Call>> calls_;  // the round's calls still waiting for a reply
   std::vector<Writer> frozen_;                // asked to Freeze and not yet told Thaw or Abort
   Txn frozen_txn_;
+  bool starting_ = false;  // start() is still making the round's calls
 };
 
 }  // namespace hvvss::writers
