@@ -29,6 +29,8 @@ int run(int argc, char** argv) {
   app.add_option("count", options.count, "Repetitions for 'repeat'")->default_val(1)->check(CLI::PositiveNumber);
   app.add_option("--hold", options.hold_sec, "Seconds between the FREEZE reply and THAW")->default_val(1.0);
   app.add_flag("--hold-stdin", options.hold_stdin, "Hold until a line (or EOF) arrives on stdin");
+  app.add_flag("--start-stdin", options.start_stdin,
+               "Once a daemon registered, wait for a line (or EOF) on stdin before the first request");
   app.add_option("--reply-budget", options.reply_budget_sec, "A reply later than this is a failure")->default_val(15.0);
   app.add_option("--freeze-timeout", options.freeze_timeout_sec, "Kernel timeout for FREEZE")->default_val(900.0);
   app.add_option("--timeout", options.timeout_sec, "Kernel timeout for HOT_BACKUP and THAW")->default_val(30.0);

@@ -148,6 +148,10 @@ int run_scenario(const Options& options, Timeline& timeline) {
   const std::string& name = options.scenario;
   timeline.event("scenario", {{"name", Timeline::str(name)}});
   if (!run.wait_for_daemon()) return run.finish();
+  if (options.start_stdin) {
+    timeline.event("waiting", {{"for", Timeline::str("a line on stdin")}});
+    device.hold_until_stdin();
+  }
   if (name == "backup") {
     run.backup();
   } else if (name == "repeat") {

@@ -17,6 +17,7 @@ struct Options {
   int reconnect_every = 0;  // repeat: drop the daemon after every K backups (0: never)
   double hold_sec = 1.0;    // between FREEZE and THAW
   bool hold_stdin = false;  // hold until a line arrives on stdin instead
+  bool start_stdin = false;  // once a daemon registered, wait for a line on stdin before the first request
   double reply_budget_sec = 15.0;
   double freeze_timeout_sec = 900.0;  // VSS_FREEZE_TIMEOUT
   double timeout_sec = 30.0;          // HV_UTIL_TIMEOUT, for THAW and HOT_BACKUP
