@@ -2,6 +2,8 @@
 // and users can follow a transaction as it happens and machines can parse it afterwards.
 #pragma once
 
+#include "agent/json.h"
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -14,7 +16,7 @@ namespace hvvss::sim {
 class Timeline {
  public:
   using Field = std::pair<std::string_view, std::string>;
-  static std::string str(std::string_view s);  // a quoted, escaped JSON string
+  static std::string str(std::string_view s) { return json_quote(s); }
   static std::string num(double value);
   static std::string boolean(bool value) { return value ? "true" : "false"; }
 
