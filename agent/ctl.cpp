@@ -109,7 +109,7 @@ int monitor(AgentClient& agent, bool json) {
   if (auto e = agent.subscribe(std::move(sink))) return fail(*e);
   if (int r = sd_bus_attach_event(agent.bus(), loop.get(), SD_EVENT_PRIORITY_NORMAL); r < 0)
     return fail_errno(r, "cannot attach the bus to the event loop");
-  std::fprintf(stderr, "Monitoring %s; Ctrl-C to stop.\n", kAgentName);
+  std::fprintf(stderr, "Monitoring %s; Ctrl-C to stop.\n", kBusName);
   int r = sd_event_loop(loop.get());
   sd_bus_detach_event(agent.bus());
   return r < 0 ? fail_errno(r, "the event loop failed") : r;

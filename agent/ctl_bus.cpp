@@ -122,7 +122,7 @@ AgentClient::~AgentClient() { sd_bus_flush_close_unref(bus_); }
 CallResult AgentClient::call(const char* interface, const char* method, uint64_t timeout_usec,
                              const std::function<int(sd_bus_message*)>& append, Message* reply) {
   sd_bus_message* raw = nullptr;
-  int r = sd_bus_message_new_method_call(bus_, &raw, kAgentName, kAgentPath, interface, method);
+  int r = sd_bus_message_new_method_call(bus_, &raw, kBusName, kBusPath, interface, method);
   Message request(raw);
   if (r >= 0 && append) r = append(request.get());
   if (r < 0) return local_error(r, fmt::format("cannot build the {} call", method));
@@ -138,7 +138,7 @@ CallResult AgentClient::call(const char* interface, const char* method, uint64_t
 
 CallResult AgentClient::properties(AgentProperties* out) {
   Message reply;
-  auto append = [](sd_bus_message* m) { return sd_bus_message_append(m, "s", kAgentInterface); };
+  auto append = [](sd_bus_message* m) { return sd_bus_message_append(m, "s", kBusInterface); };
   if (auto e = call(kPropertiesInterface, "GetAll", 0, append, &reply)) return e;
   if (int r = read_properties(reply.get(), out); r < 0) return local_error(r, "cannot read the agent's properties");
   return std::nullopt;
@@ -146,7 +146,7 @@ CallResult AgentClient::properties(AgentProperties* out) {
 
 CallResult AgentClient::writers(std::vector<Writer>* out) {
   Message reply;
-  if (auto e = call(kAgentInterface, "ListWriters", 0, nullptr, &reply)) return e;
+  if (auto e = call(kBusInterface, "ListWriters", 0, nullptr, &reply)) return e;
   if (int r = read_writers(reply.get(), out); r < 0) return local_error(r, "cannot read ListWriters' reply");
   return std::nullopt;
 }
@@ -154,7 +154,7 @@ CallResult AgentClient::writers(std::vector<Writer>* out) {
 CallResult AgentClient::test_snapshot(uint64_t hold_usec, std::string* result, std::vector<Step>* steps) {
   Message reply;
   auto append = [hold_usec](sd_bus_message* m) { return sd_bus_message_append(m, "t", hold_usec); };
-  if (auto e = call(kAgentInterface, "TestSnapshot", hold_usec + kTestSnapshotSlackUsec, append, &reply)) return e;
+  if (auto e = call(kBusInterface, "TestSnapshot", hold_usec + kTestSnapshotSlackUsec, append, &reply)) return e;
   const char* text = nullptr;
   int r = sd_bus_message_read(reply.get(), "s", &text);
   if (r >= 0) r = read_steps(reply.get(), steps);
@@ -165,7 +165,7 @@ CallResult AgentClient::test_snapshot(uint64_t hold_usec, std::string* result, s
 
 CallResult AgentClient::thaw(std::string* done) {
   Message reply;
-  if (auto e = call(kAgentInterface, "Thaw", 0, nullptr, &reply)) return e;
+  if (auto e = call(kBusInterface, "Thaw", 0, nullptr, &reply)) return e;
   const char* text = nullptr;
   if (int r = sd_bus_message_read(reply.get(), "s", &text); r < 0) return local_error(r, "cannot read Thaw's reply");
   *done = text;
@@ -178,13 +178,12 @@ CallResult AgentClient::subscribe(EventSink sink) {
   int r = sd_bus_match_signal(bus_, nullptr, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
                               "org.freedesktop.DBus.Local", "Disconnected", &on_disconnected, this);
   if (r >= 0)
-    r = sd_bus_match_signal(bus_, nullptr, kAgentName, kAgentPath, kAgentInterface, "PhaseChanged", &on_phase_changed,
-                            this);
+    r = sd_bus_match_signal(bus_, nullptr, kBusName, kBusPath, kBusInterface, "PhaseChanged", &on_phase_changed, this);
   if (r >= 0)
-    r = sd_bus_match_signal(bus_, nullptr, kAgentName, kAgentPath, kAgentInterface, "TransactionFinished",
+    r = sd_bus_match_signal(bus_, nullptr, kBusName, kBusPath, kBusInterface, "TransactionFinished",
                             &on_transaction_finished, this);
   if (r >= 0)
-    r = sd_bus_match_signal(bus_, nullptr, kAgentName, kAgentPath, kPropertiesInterface, "PropertiesChanged",
+    r = sd_bus_match_signal(bus_, nullptr, kBusName, kBusPath, kPropertiesInterface, "PropertiesChanged",
                             &on_properties_changed, this);
   if (r < 0) return local_error(r, "cannot subscribe to the agent's signals");
   return std::nullopt;
@@ -215,7 +214,7 @@ int AgentClient::on_properties_changed(sd_bus_message* m, void* userdata, sd_bus
   const char* interface = nullptr;
   int r = sd_bus_message_read(m, "s", &interface);
   if (r < 0) return malformed(r, "PropertiesChanged");
-  if (std::strcmp(interface, kAgentInterface) != 0) return 0;
+  if (std::strcmp(interface, kBusInterface) != 0) return 0;
   PropertiesChanged event;
   char** invalidated = nullptr;
   if ((r = read_properties(m, &event.changed)) >= 0) r = sd_bus_message_read_strv(m, &invalidated);

@@ -229,7 +229,7 @@ ExitCode exit_code_for_error(std::string_view error_name) {
 
 std::string describe_error(std::string_view error_name, std::string_view message) {
   if (name_has_no_owner(error_name))
-    return fmt::format("hv-vss-agent is not running (no owner of {} on the system bus)", kAgentName);
+    return fmt::format("hv-vss-agent is not running (no owner of {} on the system bus)", kBusName);
   if (bus_unreachable(error_name))
     return fmt::format("cannot reach hv-vss-agent: the system bus is not available ({})", message);
   return fmt::format("{}: {}", error_name, message);

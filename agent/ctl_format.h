@@ -4,6 +4,8 @@
 // the clock included, so that tests reach every rendering; the D-Bus side is in ctl_bus.h.
 #pragma once
 
+#include "agent/dbus/names.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,11 +13,6 @@
 #include <vector>
 
 namespace hvvss::ctl {
-
-// Where the agent is (the contract: agent/dbus/io.github.hvvss.Agent1.xml).
-inline constexpr const char* kAgentName = "io.github.hvvss.Agent1";
-inline constexpr const char* kAgentPath = "/io/github/hvvss/Agent1";
-inline constexpr const char* kAgentInterface = "io.github.hvvss.Agent1";
 
 // One participant's step of a transaction: (participant, phase, outcome, duration in µs).
 struct Step {

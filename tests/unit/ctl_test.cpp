@@ -39,7 +39,7 @@ class CtlFormat : public ::testing::Test {
     status.properties.transaction_id = 8;
     status.properties.last_transaction = TransactionSummary{7, "THAW", "HV_S_OK", 1234567};
     status.properties.last_transaction_steps =
-        std::vector<Step>{{"writer:pgsql", "freeze", "ok", 30500}, {"fsfreeze", "freeze", "timeout", 850}};
+        std::vector<Step>{{"writers/pgsql", "freeze", "ok", 30500}, {"fsfreeze", "freeze", "timeout", 850}};
     status.writers = {{"pgsql", ":1.42", "/org/example/Writer", true}};
     return status;
   }
@@ -91,9 +91,9 @@ TEST_F(CtlFormat, StatusTextAlignsLabelsAndTablesLikeTimedatectl) {
             "Last transaction: 7 THAW HV_S_OK in 1.235s\n"
             "\n"
             "Steps of transaction 7:\n"
-            "  PARTICIPANT   PHASE   OUTCOME  TIME\n"
-            "  writer:pgsql  freeze  ok       30.5ms\n"
-            "  fsfreeze      freeze  timeout  850us\n"
+            "  PARTICIPANT    PHASE   OUTCOME  TIME\n"
+            "  writers/pgsql  freeze  ok       30.5ms\n"
+            "  fsfreeze       freeze  timeout  850us\n"
             "\n"
             "Writers:\n"
             "  NAME   OWNER  OBJECT               REQUIRED\n"
@@ -117,7 +117,7 @@ TEST_F(CtlFormat, StatusJsonHasStableSnakeCaseKeys) {
       status_json(frozen_status()),
       R"({"state":"frozen","frozen_since_usec":1795341601250000,"transaction_id":8,)"
       R"("last_transaction":{"id":7,"op":"THAW","result":"HV_S_OK","duration_usec":1234567},)"
-      R"("last_transaction_steps":[{"participant":"writer:pgsql","phase":"freeze","outcome":"ok","duration_usec":30500},)"
+      R"("last_transaction_steps":[{"participant":"writers/pgsql","phase":"freeze","outcome":"ok","duration_usec":30500},)"
       R"({"participant":"fsfreeze","phase":"freeze","outcome":"timeout","duration_usec":850}],)"
       R"("writers":[{"name":"pgsql","owner":":1.42","object":"/org/example/Writer","required":true}]})");
 }
@@ -133,17 +133,17 @@ TEST_F(CtlFormat, WritersListEscapesNamesInJsonAndSaysWhenEmpty) {
 }
 
 TEST_F(CtlFormat, SnapshotPrintsStepsThenResult) {
-  std::vector<Step> steps = {{"fsfreeze", "check", "ok", 85}, {"writer:db", "freeze", "failed", 1200}};
+  std::vector<Step> steps = {{"fsfreeze", "check", "ok", 85}, {"writers/db", "freeze", "failed", 1200}};
   EXPECT_EQ(format_snapshot("HV_E_FAIL", steps),
             "PARTICIPANT  PHASE   OUTCOME  TIME\n"
             "fsfreeze     check   ok       85us\n"
-            "writer:db    freeze  failed   1.2ms\n"
+            "writers/db   freeze  failed   1.2ms\n"
             "\n"
             "Result: HV_E_FAIL\n");
   EXPECT_EQ(
       snapshot_json("HV_E_FAIL", steps),
       R"({"result":"HV_E_FAIL","steps":[{"participant":"fsfreeze","phase":"check","outcome":"ok","duration_usec":85},)"
-      R"({"participant":"writer:db","phase":"freeze","outcome":"failed","duration_usec":1200}]})");
+      R"({"participant":"writers/db","phase":"freeze","outcome":"failed","duration_usec":1200}]})");
 }
 
 TEST_F(CtlFormat, MonitorLinesCarryTheTimeTheTransactionAndTheEvent) {
