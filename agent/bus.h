@@ -7,6 +7,7 @@
 // the host with the other participants, and connects as soon as the bus (re)appears.
 #pragma once
 
+#include "agent/dbus/names.h"
 #include "agent/event_loop.h"
 #include "agent/steps.h"
 #include "agent/test_snapshot.h"
@@ -24,10 +25,6 @@
 #include <vector>
 
 namespace hvvss {
-
-inline constexpr const char* kBusName = "io.github.hvvss.Agent1";
-inline constexpr const char* kBusPath = "/io/github/hvvss/Agent1";
-inline constexpr const char* kBusInterface = "io.github.hvvss.Agent1";
 
 class BusService final : public EngineObserver {
  public:

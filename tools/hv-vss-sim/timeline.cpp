@@ -4,19 +4,6 @@
 
 namespace hvvss::sim {
 
-std::string Timeline::str(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += {'\\', c};
-    else if (static_cast<unsigned char>(c) < 0x20)
-      out += fmt::format("\\u{:04x}", c);
-    else
-      out += c;
-  }
-  return out + "\"";
-}
-
 std::string Timeline::num(double value) { return fmt::format("{:.3f}", value); }
 
 namespace {

@@ -3,6 +3,8 @@
 // sentence for people, with the host's requests and the daemon's replies spelled out.
 #pragma once
 
+#include "agent/json.h"
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -17,7 +19,7 @@ class Timeline {
   enum class Format { Json, Text };
   using Field = std::pair<std::string_view, std::string>;  // a key and a JSON value
   explicit Timeline(Format format = Format::Json) : format_(format) {}
-  static std::string str(std::string_view s);  // a quoted, escaped JSON string
+  static std::string str(std::string_view s) { return json_quote(s); }
   static std::string num(double value);
   static std::string boolean(bool value) { return value ? "true" : "false"; }
 
