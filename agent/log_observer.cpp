@@ -1,5 +1,7 @@
 #include "agent/log_observer.h"
 
+#include "agent/steps.h"
+
 namespace hvvss {
 
 namespace {
@@ -7,13 +9,20 @@ double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 std::string_view colon(std::string_view detail) { return detail.empty() ? "" : ": "; }
 }  // namespace
 
-void LogObserver::request_received(const EventContext& at) { spdlog::info("{} request received", at.tag()); }
+void LogObserver::request_received(const EventContext& at) {
+  spdlog::info("{} request received{}", at.tag(), at.origin == Origin::Local ? " (test snapshot)" : "");
+}
 
 void LogObserver::participant_finished(const EventContext& at, std::string_view participant, Action action,
                                        const Outcome& outcome) {
-  auto level = outcome.ok() ? spdlog::level::debug : spdlog::level::warn;
-  spdlog::log(level, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(), participant, action_name(action),
-              result_name(outcome.result), ms(outcome.took), colon(outcome.detail), outcome.detail);
+  std::vector<Step> steps;
+  append_steps(&steps, participant, action, outcome);
+  for (const Step& step : steps) {
+    bool fine = step.result == Result::Ok || step.result == Result::Skipped;
+    spdlog::log(fine ? spdlog::level::debug : spdlog::level::warn, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(),
+                step.participant, action_name(action), result_name(step.result), ms(step.took), colon(step.detail),
+                step.detail);
+  }
 }
 
 void LogObserver::request_answered(const EventContext& at, HvStatus status, std::string_view detail,

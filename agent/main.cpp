@@ -31,42 +31,34 @@ int on_signal(sd_event_source*, const signalfd_siginfo* info, void* userdata) {
   return 0;
 }
 
-// Runs the daemon on a configured system; returns the exit code.
-int serve(const AgentSettings& agent, std::vector<std::unique_ptr<Plugin>>& plugins) {
-  sd_event* loop = nullptr;
-  if (int r = sd_event_default(&loop); r < 0) {
-    spdlog::critical("cannot create the event loop: {}", std::strerror(-r));
-    return 1;
-  }
+// Runs the daemon on a configured system, on `loop`; returns the exit code.
+int serve(sd_event* loop, const AgentSettings& agent, std::vector<std::unique_ptr<Plugin>>& plugins) {
+  BusService bus(loop);
   std::vector<std::unique_ptr<Participant>> participants;
   for (auto& plugin : plugins) {
-    if (Status s = plugin->make({loop, agent.runtime_dir}, &participants); !s) {
+    if (Status s = plugin->make({loop, agent.runtime_dir, &bus}, &participants); !s) {
       spdlog::critical("{}: {}", plugin->name(), s.message());
-      sd_event_unref(loop);
       return 1;
     }
   }
-  int code = 1;
-  {
-    Manager manager(loop, {agent.device, agent.runtime_dir, {agent.reply_budget, agent.auto_thaw}},
-                    std::move(participants));
-    int r = 0;
-    for (int sig : {SIGTERM, SIGINT, SIGHUP})
-      if (r >= 0) r = sd_event_add_signal(loop, nullptr, sig, &on_signal, &manager);
-    if (r < 0) {
-      spdlog::critical("cannot handle signals: {}", std::strerror(-r));
-    } else if (Status s = manager.start(); !s) {
-      spdlog::critical("{}", s.message());
-    } else {
-      spdlog::info("hv-vss-agent {} running; reply budget {} ms, auto-thaw {} ms", HV_VSS_VERSION,
-                   agent.reply_budget.count(), agent.auto_thaw.count());
-      r = sd_event_loop(loop);
-      if (r < 0) spdlog::critical("the event loop failed: {}", std::strerror(-r));
-      code = r < 0 ? 1 : r;
-    }
+  Manager manager(loop, {agent.device, agent.runtime_dir, {agent.reply_budget, agent.auto_thaw}},
+                  std::move(participants), &bus);
+  int r = 0;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP})
+    if (r >= 0) r = sd_event_add_signal(loop, nullptr, sig, &on_signal, &manager);
+  if (r < 0) {
+    spdlog::critical("cannot handle signals: {}", std::strerror(-r));
+    return 1;
   }
-  sd_event_unref(loop);
-  return code;
+  if (Status s = manager.start(); !s) {
+    spdlog::critical("{}", s.message());
+    return 1;
+  }
+  spdlog::info("hv-vss-agent {} running; reply budget {} ms, auto-thaw {} ms", HV_VSS_VERSION,
+               agent.reply_budget.count(), agent.auto_thaw.count());
+  r = sd_event_loop(loop);
+  if (r < 0) spdlog::critical("the event loop failed: {}", std::strerror(-r));
+  return r < 0 ? 1 : r;
 }
 
 int run(int argc, char** argv) {
@@ -87,7 +79,14 @@ int run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
   logging::init(agent.log_level, logging::detect_target());
-  int code = serve(agent, plugins);
+  sd_event* loop = nullptr;
+  int code = 1;
+  if (int r = sd_event_default(&loop); r < 0) {
+    spdlog::critical("cannot create the event loop: {}", std::strerror(-r));
+  } else {
+    code = serve(loop, agent, plugins);
+    sd_event_unref(loop);
+  }
   if (!logging::shutdown()) std::_Exit(code);  // everything is done but the stuck log writer
   return code;
 }

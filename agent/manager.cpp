@@ -17,11 +17,13 @@ std::vector<Participant*> pointers(const std::vector<std::unique_ptr<Participant
 }
 }  // namespace
 
-Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::unique_ptr<Participant>> participants)
+Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::unique_ptr<Participant>> participants,
+                 BusService* bus)
     : loop_(loop),
       settings_(std::move(settings)),
       participants_(std::move(participants)),
       engine_(loop, pointers(participants_), settings_.engine),
+      bus_(bus),
       notifier_(loop, Notifier::address_from_environment()),
       reconnect_timer_(loop, [this] { register_channel(); }),
       registration_timer_(loop,
@@ -52,6 +54,8 @@ void Manager::recover_next() {
   if (to_recover_.empty()) {
     recovered_ = true;
     if (stopping_) return exit(0);
+    // A test snapshot must wait for recovery too; it may not hold past the automatic thaw.
+    if (bus_) bus_->start(&engine_, settings_.engine.auto_thaw - std::chrono::seconds(1));
     register_channel();
     return;
   }
@@ -200,6 +204,7 @@ void Manager::exit(int code) {
 void Manager::notify(const std::string& text) { notifier_.notify(text); }
 
 void Manager::request_answered(const EventContext& at, HvStatus status, std::string_view, Clock::duration, bool) {
+  if (at.origin == Origin::Local) return;
   notify(
       fmt::format("STATUS=Last request {} answered {}; {}", op_name(at.op), status_name(status), state_name(at.state)));
 }

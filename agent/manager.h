@@ -1,11 +1,13 @@
 // The daemon, like timesyncd's manager: it owns the channel to the kernel's VSS driver (reading
 // requests, writing replies, reconnecting with backoff after any error), the participants and the
 // transaction engine, the runtime directory's lock, start-up recovery (each participant undoes
-// what a dead predecessor left frozen before the agent registers) and what systemd is told.
+// what a dead predecessor left frozen before the agent registers, or serves D-Bus) and what
+// systemd is told.
 // Nothing it does on the loop blocks: registration waits for the version reply as an event, with
 // a timer for its limit, and replies and notifications are sent without waiting.
 #pragma once
 
+#include "agent/bus.h"
 #include "agent/device.h"
 #include "agent/intent.h"
 #include "agent/log_observer.h"
@@ -29,7 +31,9 @@ struct ManagerSettings {
 
 class Manager final : private EngineObserver {
  public:
-  Manager(sd_event* loop, ManagerSettings settings, std::vector<std::unique_ptr<Participant>> participants);
+  // `bus` (optional) is started once start-up recovery is over.
+  Manager(sd_event* loop, ManagerSettings settings, std::vector<std::unique_ptr<Participant>> participants,
+          BusService* bus);
   ~Manager() override;
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;
@@ -68,6 +72,7 @@ class Manager final : private EngineObserver {
   std::vector<std::unique_ptr<Participant>> participants_;
   TransactionEngine engine_;
   LogObserver log_;
+  BusService* bus_;
   Device device_;
   RuntimeLock lock_;
   Notifier notifier_;

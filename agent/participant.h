@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hvvss {
 
@@ -29,10 +30,19 @@ class Deadline {
   Clock::time_point at_;
 };
 
-// How a call ended. `skipped` is what the engine makes of an optional participant's failure or
-// timeout; `timeout` is set by the engine when the deadline passed before Done.
+// How a call ended. `skipped`: the participant had nothing to do; `timeout`: the deadline passed
+// before it finished. Whether a failure or a timeout vetoes the snapshot is the policy's business.
 enum class Result { Ok, Failed, Skipped, Timeout };
 std::string_view result_name(Result result);
+
+// How one member of a participant that speaks for several (a D-Bus writer of the writers
+// participant) ended its part of a call.
+struct PartOutcome {
+  std::string name;
+  Result result = Result::Ok;
+  std::string detail;
+  Clock::duration took{};
+};
 
 // What a call achieved; `detail` is a short sentence for logs and D-Bus.
 struct Outcome {
@@ -42,10 +52,18 @@ struct Outcome {
   // A freeze that failed but could not undo all of its own part (a FITHAW failed): the engine
   // treats the participant as frozen, so that it is thawed, and retried, like any other.
   bool holds = false;
+  // Each member's part, reported as a step of its own (empty for a participant that is one thing).
+  std::vector<PartOutcome> parts;
   bool ok() const { return result == Result::Ok; }
-  static Outcome success(std::string detail = {}) { return {Result::Ok, std::move(detail), {}, false}; }
-  static Outcome failure(std::string detail) { return {Result::Failed, std::move(detail), {}, false}; }
+  // Failed or timed out: what a required participant's policy turns into a veto.
+  bool failed() const { return result == Result::Failed || result == Result::Timeout; }
+  static Outcome success(std::string detail = {}) { return {Result::Ok, std::move(detail), {}, false, {}}; }
+  static Outcome failure(std::string detail) { return {Result::Failed, std::move(detail), {}, false, {}}; }
 };
+
+// The calls a participant takes part in a snapshot with.
+enum class Action { Check, Freeze, Thaw };
+std::string_view action_name(Action action);
 
 // A required participant's failure vetoes the snapshot; an optional one's is reported and skipped.
 enum class Policy { Required, Optional };

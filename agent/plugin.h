@@ -13,12 +13,14 @@
 
 namespace hvvss {
 
+class BusService;
 class ConfigSchema;
 
 // What a plugin may use to make its participants.
 struct PluginContext {
   sd_event* loop = nullptr;
-  std::string runtime_dir;  // for records that must survive the agent (tmpfs, never frozen)
+  std::string runtime_dir;    // for records that must survive the agent (tmpfs, never frozen)
+  BusService* bus = nullptr;  // the agent's D-Bus service, for plugins that serve applications
 };
 
 class Plugin {

@@ -15,7 +15,7 @@ const std::string& Status::message() const {
 
 Status Status::prefixed(std::string_view context) const {
   if (is_ok()) return *this;
-  return Status(fmt::format("{}: {}", context, state_->message), state_->err);
+  return Status(fmt::format("{}: {}", context, state_->message), state_->err, state_->code);
 }
 
 }  // namespace hvvss

@@ -1,5 +1,7 @@
 #include "agent/transaction.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -52,7 +54,8 @@ constexpr std::chrono::milliseconds kLastThawRetry{30000};
 
 TransactionEngine::TransactionEngine(sd_event* loop, const std::vector<Participant*>& participants,
                                      EngineSettings settings)
-    : settings_(settings),
+    : loop_(loop),
+      settings_(settings),
       reply_timer_(loop, [this] { on_reply_deadline(); }),
       call_timer_(loop, [this] { on_call_timeout(); }),
       auto_thaw_timer_(loop,
@@ -72,12 +75,23 @@ TransactionEngine::TransactionEngine(sd_event* loop, const std::vector<Participa
 Clock::duration TransactionEngine::margin() const {
   return std::min<Clock::duration>(std::chrono::milliseconds(500), settings_.reply_budget / 10);
 }
+// Applications quiesce first, but may not take what the filesystems need after them: their check
+// and freeze calls end a third of the budget before the phase's deadline.
+Deadline TransactionEngine::call_deadline(const Phase& phase, const Member& m) const {
+  if (phase.action == Action::Thaw || m.participant->layer() != Layer::Application) return phase.deadline;
+  return Deadline(phase.deadline.at() - settings_.reply_budget / 3);
+}
+
 Clock::time_point TransactionEngine::reply_by(Clock::time_point received) const {
   return received + settings_.reply_budget - margin();
 }
 
 bool TransactionEngine::frozen() const {
   return std::any_of(members_.begin(), members_.end(), [](const Member& m) { return m.frozen; });
+}
+
+bool TransactionEngine::host_active() const {
+  return txn_open_ && txn_origin_ == Origin::Host && (busy() || frozen() || awaiting_);
 }
 
 bool TransactionEngine::busy() const {
@@ -97,27 +111,21 @@ void TransactionEngine::set_state(State state) {
   notify([&](EngineObserver& o) { o.state_changed(context()); });
 }
 
-void TransactionEngine::handle(uint8_t op, ReplyFn reply) {
-  std::string_view refused = awaiting_                ? "a request is already pending"
-                             : stopping_              ? "the agent is stopping"
-                             : !is_transaction_op(op) ? "unsupported operation"
-                                                      : "";
+void TransactionEngine::handle(uint8_t op, ReplyFn reply, Origin origin) {
+  if (origin == Origin::Host && txn_open_ && txn_origin_ == Origin::Local) preempt_test(op);
+  std::string_view refused = awaiting_                                  ? "a request is already pending"
+                             : stopping_                                ? "the agent is stopping"
+                             : !is_transaction_op(op)                   ? "unsupported operation"
+                             : origin == Origin::Local && host_active() ? "a host transaction is under way"
+                                                                        : "";
   if (!refused.empty()) {
     bool delivered = reply(op, HvStatus::Fail);
     spdlog::warn("{} {} ({}) answered HV_E_FAIL: {}{}", context().tag(), op_name(op), op, refused,
                  delivered ? "" : " (reply not delivered)");
     return;
   }
-  bool new_txn = !txn_open_ || (op == static_cast<uint8_t>(Op::HotBackup) && !frozen());
-  if (new_txn) {
-    if (txn_open_) end_transaction();
-    ++txn_;
-    txn_open_ = true;
-    txn_status_ = HvStatus::Ok;
-    txn_started_ = Clock::now();
-    freeze_answered_ok_ = false;
-    thawed_early_ = false;
-  }
+  if (!txn_open_ || origin != txn_origin_ || (op == static_cast<uint8_t>(Op::HotBackup) && !frozen()))
+    open_transaction(origin);
   op_ = op;
   awaiting_freeze_ = false;
   awaiting_ = Pending{next_seq_++, op, std::move(reply), Clock::now()};
@@ -130,6 +138,32 @@ void TransactionEngine::handle(uint8_t op, ReplyFn reply) {
   start_next();
 }
 
+void TransactionEngine::open_transaction(Origin origin) {
+  if (txn_open_) end_transaction();
+  ++txn_;
+  txn_open_ = true;
+  txn_origin_ = origin;
+  txn_status_ = HvStatus::Ok;
+  txn_started_ = Clock::now();
+  freeze_answered_ok_ = false;
+  thawed_early_ = false;
+}
+
+// The host comes first: the test snapshot's pending request fails, a freeze under way is aborted,
+// and what it froze is thawed before the host's request starts (the test's transaction ends here).
+void TransactionEngine::preempt_test(uint8_t op) {
+  std::string why = fmt::format("test snapshot aborted: the host sent {}", op_name(op));
+  spdlog::warn("{} {}", context().tag(), why);
+  txn_status_ = HvStatus::Fail;
+  if (awaiting_) answer(HvStatus::Fail, why);
+  abort_freeze(why);
+  if (frozen()) {
+    thaw_due_ = why;
+    thaw_due_tears_ = false;
+  }
+  end_transaction();
+}
+
 // Starts whatever is due once nothing runs: a requested thaw first, then the host's request.
 void TransactionEngine::start_next() {
   if (busy()) return;
@@ -137,7 +171,8 @@ void TransactionEngine::start_next() {
     std::string why = std::exchange(thaw_due_, {});
     if (frozen()) {
       spdlog::warn("{} {}", context().tag(), why);
-      txn_status_ = HvStatus::Fail;  // thawed behind the host's back: the snapshot may be torn
+      // Thawed behind the host's back: the snapshot may be torn.
+      if (std::exchange(thaw_due_tears_, true)) txn_status_ = HvStatus::Fail;
       start_thaw(0, std::nullopt);
       return;
     }
@@ -147,6 +182,7 @@ void TransactionEngine::start_next() {
     if (busy()) return;
   }
   maybe_finish_transaction();
+  answer_thaw_waiters();
   maybe_finish_stop();
 }
 
@@ -215,7 +251,8 @@ void TransactionEngine::step() {
       record(index, Outcome::failure("an earlier call has not returned yet"));
       continue;
     }
-    if (Status s = call_timer_.arm(phase.deadline.at()); !s) {
+    Deadline deadline = call_deadline(phase, m);
+    if (Status s = call_timer_.arm(deadline.at()); !s) {
       record(index, Outcome::failure(fmt::format("not called: {}", s.message())));
       continue;
     }
@@ -229,9 +266,9 @@ void TransactionEngine::step() {
     Done done = [this, index, call](Outcome outcome) { on_call_done(index, call, std::move(outcome)); };
     Txn txn{txn_};
     switch (phase.action) {
-      case Action::Check: m.participant->check(txn, phase.deadline, std::move(done)); break;
-      case Action::Freeze: m.participant->freeze(txn, phase.deadline, std::move(done)); break;
-      case Action::Thaw: m.participant->thaw(txn, phase.deadline, std::move(done)); break;
+      case Action::Check: m.participant->check(txn, deadline, std::move(done)); break;
+      case Action::Freeze: m.participant->freeze(txn, deadline, std::move(done)); break;
+      case Action::Thaw: m.participant->thaw(txn, deadline, std::move(done)); break;
     }
     return;
   }
@@ -279,7 +316,7 @@ void TransactionEngine::give_up_on_call(Result result, std::string detail) {
   call_timer_.disarm();
   Member& m = members_[index];  // stays in flight until its Done comes
   if (m.action == Action::Freeze) m.participant->abort(Txn{txn_});
-  record(index, {result, std::move(detail), Clock::now() - m.started, false});
+  record(index, {result, std::move(detail), Clock::now() - m.started, false, {}});
   step();
 }
 
@@ -291,16 +328,20 @@ void TransactionEngine::abort_freeze(std::string_view why) {
 void TransactionEngine::record(size_t index, Outcome outcome) {
   Member& m = members_[index];
   Phase& phase = *phase_;
-  bool veto = !outcome.ok() && m.participant->policy() == Policy::Required;
-  if (outcome.result == Result::Failed && !veto) outcome.result = Result::Skipped;
+  bool veto = outcome.failed() && m.participant->policy() == Policy::Required;
   if (phase.action == Action::Freeze && (outcome.ok() || outcome.holds)) m.frozen = true;
   // What a failed or overrunning thaw left frozen stays ours, to be thawed again.
-  if (phase.action == Action::Thaw && outcome.ok()) m.frozen = false;
+  if (phase.action == Action::Thaw && outcome.ok()) {
+    m.frozen = false;
+    for (ThawWaiter& w : thaw_waiters_)
+      w.thawed.push_back(
+          fmt::format("{}{}{}", m.participant->name(), outcome.detail.empty() ? "" : ": ", outcome.detail));
+  }
   notify([&](EngineObserver& o) { o.participant_finished(context(), m.participant->name(), phase.action, outcome); });
   std::string said = outcome.detail.empty()
                          ? std::string()
                          : fmt::format("{}: {}{}", m.participant->name(),
-                                       outcome.result == Result::Skipped ? "skipped: " : "", outcome.detail);
+                                       outcome.failed() && !veto ? "optional, going on: " : "", outcome.detail);
   append(phase.detail, said);
   if (!veto) return;
   phase.vetoed = true;
@@ -417,10 +458,37 @@ void TransactionEngine::on_reply_deadline() {
 
 // Thaws now, or as soon as whatever runs has returned. (A freeze still running is rolled back by
 // finish_freeze once its reply is no longer owed.)
-void TransactionEngine::request_thaw(std::string why) {
+void TransactionEngine::request_thaw(std::string why, bool tears) {
   if (!frozen()) return;
   thaw_due_ = std::move(why);
+  thaw_due_tears_ = tears;
   start_next();
+}
+
+void TransactionEngine::thaw_now(std::string why, std::function<void(std::string)> done) {
+  spdlog::warn("{} emergency thaw: {}", context().tag(), why);
+  thaw_waiters_.push_back({std::move(done), {}});
+  abort_freeze(why);
+  if (frozen()) {
+    request_thaw(std::move(why));
+  } else if (Status s = post(loop_, [this] { start_next(); }); !s) {
+    spdlog::error("{} {}", context().tag(), s.message());
+    start_next();
+  }
+}
+
+// Once nothing runs and nothing is frozen (or what is frozen failed to thaw and is being retried),
+// says to each emergency thaw what it did.
+void TransactionEngine::answer_thaw_waiters() {
+  if (thaw_waiters_.empty() || !thaw_due_.empty()) return;
+  if (frozen() && !thaw_failed_) return request_thaw("emergency thaw");
+  auto waiters = std::exchange(thaw_waiters_, {});
+  for (ThawWaiter& w : waiters) {
+    std::string said =
+        w.thawed.empty() ? std::string("nothing was frozen") : fmt::format("thawed {}", fmt::join(w.thawed, "; "));
+    if (frozen()) said += "; a thaw failed and is retried until it succeeds";
+    w.done(std::move(said));
+  }
 }
 
 void TransactionEngine::abandon(std::string_view why) {

@@ -2,9 +2,11 @@
 // asynchronous participants on the loop thread: applications before filesystems on FREEZE,
 // filesystems first on THAW. Every participant call gets a deadline carved from the reply
 // budget; a required participant that fails or overruns vetoes the phase, an optional one is
-// skipped. Exactly what froze is rolled back; THAW is answered as soon as the filesystems are
-// thawed, applications resume after the reply, and the next request waits for them. A freeze
-// that no THAW follows is undone after the auto-thaw delay. Observers see every step.
+// reported and the phase goes on. Exactly what froze is rolled back; THAW is answered as soon as
+// the filesystems are thawed, applications resume after the reply, and the next request waits for
+// them. A freeze that no THAW follows is undone after the auto-thaw delay. Requests come from the
+// host or, for a test snapshot, from the agent itself; a host request ends a test snapshot at
+// once. Observers see every step.
 #pragma once
 
 #include "agent/event_loop.h"
@@ -24,8 +26,8 @@ namespace hvvss {
 enum class State { Idle, Checking, Freezing, Frozen, Thawing };
 std::string_view state_name(State state);
 
-enum class Action { Check, Freeze, Thaw };
-std::string_view action_name(Action action);
+// Who sent a request: the host, or the agent itself for a test snapshot (hv-vssctl test-snapshot).
+enum class Origin { Host, Local };
 
 struct EngineSettings {
   std::chrono::milliseconds reply_budget{15000};
@@ -37,6 +39,7 @@ struct EventContext {
   uint64_t txn = 0;
   uint8_t op = 0;  // the host operation being served (or last served)
   State state = State::Idle;
+  Origin origin = Origin::Host;
   TxnTag tag() const { return {txn, op_name(op), state_name(state)}; }
 };
 
@@ -67,8 +70,14 @@ class TransactionEngine {
 
   void add_observer(EngineObserver* observer) { observers_.push_back(observer); }
 
-  // A request from the host. `reply` is called exactly once, inside the reply budget.
-  void handle(uint8_t op, ReplyFn reply);
+  // A request. `reply` is called exactly once, inside the reply budget. A host request that
+  // arrives during a test snapshot ends it first: its pending request is answered HV_E_FAIL, a
+  // freeze under way is aborted, and what it froze is thawed before the host's request starts.
+  void handle(uint8_t op, ReplyFn reply, Origin origin = Origin::Host);
+  // An emergency thaw (D-Bus Thaw): aborts a freeze under way, thaws everything frozen, and then
+  // calls `done`, on a later loop iteration, with what it did. A host snapshot it tears gets
+  // HV_E_FAIL at its THAW.
+  void thaw_now(std::string why, std::function<void(std::string)> done);
   // The channel to the host is gone: no reply is owed any more; thaw whatever is frozen.
   void abandon(std::string_view why);
   // At start-up a participant's recovery could not thaw all that its dead predecessor left
@@ -78,6 +87,10 @@ class TransactionEngine {
   void stop(std::function<void()> done);
 
   State state() const { return state_; }
+  // The current transaction, or the last one; 0 before the first.
+  uint64_t transaction_id() const { return txn_; }
+  // A host transaction is under way: a request pending or running, or something frozen for it.
+  bool host_active() const;
   bool frozen() const;
   // A thaw failed and is being retried; nothing new is frozen until it succeeds.
   bool thaw_failed() const { return thaw_failed_; }
@@ -100,6 +113,10 @@ class TransactionEngine {
     Clock::time_point received;
     bool started = false;
   };
+  struct ThawWaiter {
+    std::function<void(std::string)> done;
+    std::vector<std::string> thawed;  // participants a thaw completed for since the request
+  };
   // One run of participant calls, in order.
   struct Phase {
     Phase(Action action, std::vector<size_t> steps, Deadline deadline, uint64_t seq,
@@ -119,6 +136,9 @@ class TransactionEngine {
   };
 
   void start_next();
+  void preempt_test(uint8_t op);
+  void open_transaction(Origin origin);
+  void answer_thaw_waiters();
   void start_request();
   void start_phase(Action action, std::vector<size_t> steps, Deadline deadline, uint64_t seq,
                    std::optional<std::string> fail_with = std::nullopt);
@@ -143,19 +163,21 @@ class TransactionEngine {
   void answer_thaw_once_filesystems_thawed();
   bool owed(const Phase& phase) const { return awaiting_ && awaiting_->seq == phase.seq && phase.seq != 0; }
   void answer(HvStatus status, std::string_view detail);
-  void request_thaw(std::string why);
+  void request_thaw(std::string why, bool tears = true);
   void set_state(State state);
   void maybe_finish_stop();
   bool busy() const;
   std::vector<size_t> frozen_members_in_thaw_order() const;
-  EventContext context() const { return {txn_, op_, state_}; }
+  EventContext context() const { return {txn_, op_, state_, txn_origin_}; }
   Clock::time_point reply_by(Clock::time_point received) const;
   Clock::duration margin() const;
+  Deadline call_deadline(const Phase& phase, const Member& m) const;
   template <typename Event>
   void notify(const Event& event) {
     for (EngineObserver* o : observers_) event(*o);
   }
 
+  sd_event* loop_;
   std::vector<Member> members_;  // freeze order: applications, then filesystems
   EngineSettings settings_;
   std::vector<EngineObserver*> observers_;
@@ -165,6 +187,7 @@ class TransactionEngine {
   State state_ = State::Idle;
   uint64_t txn_ = 0;
   bool txn_open_ = false;
+  Origin txn_origin_ = Origin::Host;
   HvStatus txn_status_ = HvStatus::Ok;
   Clock::time_point txn_started_{};
   bool awaiting_freeze_ = false;     // the last reply was a HOT_BACKUP's HV_S_OK: FREEZE comes next
@@ -176,7 +199,9 @@ class TransactionEngine {
   uint64_t next_call_ = 1;
   std::optional<Pending> awaiting_;  // the request owed a reply (the host sends one at a time)
   std::optional<Phase> phase_;
-  std::string thaw_due_;  // why a thaw must run once nothing else does ("" = none)
+  std::string thaw_due_;        // why a thaw must run once nothing else does ("" = none)
+  bool thaw_due_tears_ = true;  // ...and whether it thaws a host snapshot behind the host's back
+  std::vector<ThawWaiter> thaw_waiters_;
   bool stopping_ = false;
   std::function<void()> on_stopped_;
 };

@@ -3,6 +3,7 @@
 // with an allow-list of exactly those mounts.
 #include "agent/protocol.h"
 #include "plugins/fsfreeze/targets.h"
+#include "tests/integration/agent_fixture.h"
 #include "tests/integration/harness.h"
 
 #include <fcntl.h>
@@ -24,11 +25,6 @@ namespace hvvss::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 // A datagram socket bound at `path`, standing in for systemd's notify socket.
 UniqueFd bind_datagram(const std::string& path) {
@@ -78,96 +74,6 @@ bool flood_until_hangup(int channel) {
   }
   return false;
 }
-
-// How to start one agent; every field has a default that suits most tests.
-struct AgentRun {
-  std::vector<std::string> extra = {};                // more options
-  std::optional<std::vector<std::string>> only = {};  // the allow-list; default: every scratch mount
-  std::string log = {};                               // stderr; default: the test's agent.log
-  std::string runtime_dir = {};                       // default: the test's run/
-  std::string device = {};                            // default: the simulator's socket
-  std::vector<std::string> env = {};                  // NAME=VALUE for the agent's environment
-  std::string faults = {};                            // HV_VSS_FAULTS for the fault-injection shim
-};
-
-class AgentTest : public ::testing::Test {
- protected:
-  void use(const std::vector<std::string>& types) { scratch_ = std::make_unique<Scratch>(types); }
-  void TearDown() override {
-    if (HasFailure() && scratch_) {
-      for (const auto& log : {agent_log(), dir() + "/sim.err"})
-        std::fprintf(stderr, "---- %s\n%s\n", log.c_str(), slurp(log).c_str());
-    }
-    sims_.clear();
-    agents_.clear();
-    scratch_.reset();
-  }
-
-  std::string dir() const { return scratch_->dir(); }
-  std::string socket() const { return dir() + "/hv_vss.sock"; }
-  std::string runtime_dir() const { return dir() + "/run"; }
-  std::string agent_log() const { return dir() + "/agent.log"; }
-  const std::vector<std::string>& mounts() const { return scratch_->mounts(); }
-
-  Process& start_sim(std::vector<std::string> args) {
-    std::vector<std::string> argv = {sim_bin(), "--socket", socket()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto& sim = *sims_.emplace_back(std::make_unique<Process>(argv, dir() + "/sim.err", true));
-    EXPECT_TRUE(sim.read_until({"\"listening\""}));
-    return sim;
-  }
-
-  Process& start_agent(AgentRun run = {}) {
-    std::vector<std::string> argv = {"/usr/bin/env"};
-    argv.insert(argv.end(), run.env.begin(), run.env.end());
-    if (!run.faults.empty()) {
-      // ASan wants to be first among preloaded libraries; the shim only wraps ioctl.
-      const char* asan = std::getenv("ASAN_OPTIONS");
-      argv.insert(argv.end(), {"LD_PRELOAD=" + fault_shim(), "HV_VSS_FAULTS=" + run.faults,
-                               std::string("ASAN_OPTIONS=") + (asan ? asan : "") + ":verify_asan_link_order=0"});
-    }
-    argv.insert(argv.end(),
-                {agent_bin(), "--config", "/dev/null", "--device", run.device.empty() ? socket() : run.device,
-                 "--log-level", "debug", "--runtime-dir", run.runtime_dir.empty() ? runtime_dir() : run.runtime_dir});
-    argv.emplace_back("--only-mounts");
-    for (const auto& m : run.only.value_or(mounts())) argv.push_back(m);
-    argv.insert(argv.end(), run.extra.begin(), run.extra.end());
-    return *agents_.emplace_back(std::make_unique<Process>(argv, run.log.empty() ? agent_log() : run.log));
-  }
-
-  // Reads the sim's timeline until the reply to `op`; returns its status.
-  static std::string reply_to(Process& sim, const std::string& op) {
-    auto line = sim.read_until({"\"event\":\"reply\"", "\"op\":\"" + op + "\""});
-    return line ? json_field(*line, "status") : "no reply";
-  }
-
-  // The intent record names at least one filesystem.
-  bool intent_recorded() const {
-    std::error_code ec;
-    return !fs::is_empty(runtime_dir() + "/intent", ec) && !ec;
-  }
-
-  // Stops an agent and returns its log. The log is written by a background thread, so it is read
-  // only once the agent has exited, which drains the queue: never right after an event.
-  std::string stop_and_read_log(Process& agent, const std::string& log = {}) {
-    agent.kill(SIGTERM);
-    EXPECT_EQ(agent.wait(), 0);
-    return slurp(log.empty() ? agent_log() : log);
-  }
-
-  // Starts a probe writer on every scratch mount and expects each write to block: all frozen.
-  std::vector<std::unique_ptr<ProbeWriter>> probes_blocked_on_every_mount() const {
-    std::vector<std::unique_ptr<ProbeWriter>> probes;
-    for (const auto& m : mounts()) {
-      probes.push_back(std::make_unique<ProbeWriter>(m));
-      EXPECT_TRUE(probes.back()->blocks()) << m << " is not frozen";
-    }
-    return probes;
-  }
-
-  std::unique_ptr<Scratch> scratch_;
-  std::vector<std::unique_ptr<Process>> sims_, agents_;
-};
 
 TEST_F(AgentTest, BackupBlocksWritesOnEveryFilesystemUntilThaw) {
   use({"ext4", "xfs", "btrfs"});

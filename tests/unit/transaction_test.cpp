@@ -118,13 +118,16 @@ class Engine : public ::testing::Test {
     }
   }
   // Sends a request without waiting; the replies it gets are counted.
-  void send(Op op) {
+  void send(Op op, Origin origin = Origin::Host) {
     replies_.emplace_back();
     size_t slot = replies_.size() - 1;
-    engine_->handle(static_cast<uint8_t>(op), [this, slot](uint8_t, HvStatus s) {
-      replies_[slot].push_back(s);
-      return deliver_;
-    });
+    engine_->handle(
+        static_cast<uint8_t>(op),
+        [this, slot](uint8_t, HvStatus s) {
+          replies_[slot].push_back(s);
+          return deliver_;
+        },
+        origin);
   }
   bool answered(size_t slot) const { return !replies_[slot].empty(); }
   // Sends a request, runs the loop until it is answered, and checks it was answered once.
@@ -208,7 +211,7 @@ TEST_F(Engine, FailedFreezeRollsBackExactlyWhatFrozeInReverse) {
   EXPECT_FALSE(engine_->frozen());
   // The optional participant that failed is not thawed: it froze nothing.
   EXPECT_EQ(journal_, (Journal{"a.freeze", "opt.freeze", "b.freeze", "c.freeze", "b.thaw", "a.thaw"}));
-  EXPECT_TRUE(recorder_.saw("opt freeze skipped"));
+  EXPECT_TRUE(recorder_.saw("opt freeze failed"));
   EXPECT_TRUE(recorder_.saw("c freeze failed"));
   EXPECT_TRUE(recorder_.saw("transaction 1 finished HV_E_FAIL"));
 }
@@ -222,7 +225,7 @@ TEST_F(Engine, AFreezeThatFailsButStillHoldsSomethingIsThawedByTheRollback) {
   EXPECT_FALSE(engine_->frozen());
 }
 
-TEST_F(Engine, OptionalParticipantThatFailsIsSkippedAndTheSnapshotGoesOn) {
+TEST_F(Engine, OptionalParticipantThatFailsIsReportedAndTheSnapshotGoesOn) {
   Scripted optional("opt", journal_, loop_, Layer::Application, Policy::Optional);
   optional.fails = {Action::Check, Action::Freeze};
   make({}, {&optional, &a_});
@@ -230,8 +233,8 @@ TEST_F(Engine, OptionalParticipantThatFailsIsSkippedAndTheSnapshotGoesOn) {
   EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
   EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
   EXPECT_EQ(journal_, (Journal{"opt.check", "a.check", "opt.freeze", "a.freeze", "a.thaw"}));
-  EXPECT_TRUE(recorder_.saw("opt check skipped"));
-  EXPECT_TRUE(recorder_.saw("opt freeze skipped"));
+  EXPECT_TRUE(recorder_.saw("opt check failed"));
+  EXPECT_TRUE(recorder_.saw("opt freeze failed"));
 }
 
 TEST_F(Engine, ThawWhileIdleIsOkAndTouchesNothing) {
@@ -487,6 +490,82 @@ TEST_F(Engine, ABackupIsOneTransactionThatFinishesOkAfterThaw) {
   EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);
   EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);  // a check that no FREEZE followed
   EXPECT_TRUE(recorder_.saw("transaction 2 finished HV_S_OK"));
+}
+
+}  // namespace
+}  // namespace hvvss
+
+namespace hvvss {
+namespace {
+
+// Test snapshots (Origin::Local) and the emergency thaw.
+
+TEST_F(Engine, AHostRequestEndsATestSnapshotAndIsServedAfterItsThaw) {
+  make();
+  send(Op::Freeze, Origin::Local);
+  ASSERT_TRUE(run_until([&] { return answered(0); }));
+  EXPECT_EQ(replies_[0], std::vector<HvStatus>{HvStatus::Ok});
+  uint64_t test_txn = engine_->transaction_id();
+  EXPECT_EQ(request(Op::HotBackup), HvStatus::Ok);
+  EXPECT_FALSE(engine_->frozen());
+  EXPECT_EQ(journal_, (Journal{"a.freeze", "b.freeze", "c.freeze", "c.thaw", "b.thaw", "a.thaw", "a.check", "b.check",
+                               "c.check"}));
+  EXPECT_TRUE(recorder_.saw(fmt::format("transaction {} finished HV_E_FAIL", test_txn)));
+  EXPECT_GT(engine_->transaction_id(), test_txn);
+}
+
+TEST_F(Engine, AHostRequestDuringATestFreezeFailsItsRequestAndAbortsIt) {
+  b_.hold = {Action::Freeze};
+  make();
+  send(Op::Freeze, Origin::Local);
+  ASSERT_TRUE(run_until([&] { return b_.holding(Action::Freeze); }));
+  send(Op::Freeze);
+  EXPECT_EQ(replies_[0], std::vector<HvStatus>{HvStatus::Fail});
+  b_.hold.clear();
+  b_.release(Action::Freeze);  // the aborted freeze succeeds anyway: it is thawed too
+  ASSERT_TRUE(run_until([&] { return answered(1); }));
+  EXPECT_EQ(replies_[1], std::vector<HvStatus>{HvStatus::Ok});
+  EXPECT_EQ(journal_,
+            (Journal{"a.freeze", "b.freeze", "b.abort", "a.thaw", "b.thaw", "a.freeze", "b.freeze", "c.freeze"}));
+}
+
+TEST_F(Engine, ATestSnapshotIsRefusedWhileAHostTransactionRuns) {
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  EXPECT_TRUE(engine_->host_active());
+  send(Op::HotBackup, Origin::Local);
+  EXPECT_EQ(replies_[1], std::vector<HvStatus>{HvStatus::Fail});
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Ok);
+  EXPECT_FALSE(engine_->host_active());
+}
+
+TEST_F(Engine, EmergencyThawThawsEverythingAndTheHostsThawIsToldTheSnapshotIsTorn) {
+  make();
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  std::optional<std::string> said;
+  engine_->thaw_now("asked by an admin", [&](std::string text) { said = std::move(text); });
+  ASSERT_TRUE(run_until([&] { return said.has_value(); }));
+  EXPECT_FALSE(engine_->frozen());
+  EXPECT_EQ(*said, "thawed c; b; a");
+  EXPECT_EQ(request(Op::Thaw), HvStatus::Fail);
+}
+
+TEST_F(Engine, EmergencyThawWithNothingFrozenSaysSo) {
+  make();
+  std::optional<std::string> said;
+  engine_->thaw_now("asked by an admin", [&](std::string text) { said = std::move(text); });
+  EXPECT_FALSE(said.has_value());  // never from inside the call
+  ASSERT_TRUE(run_until([&] { return said.has_value(); }));
+  EXPECT_EQ(*said, "nothing was frozen");
+  EXPECT_TRUE(journal_.empty());
+}
+
+TEST_F(Engine, ApplicationsMustFinishTheirFreezeAThirdOfTheBudgetBeforeFilesystems) {
+  Scripted app("app", journal_, loop_, Layer::Application);
+  make({std::chrono::milliseconds(15000), std::chrono::milliseconds(60000)}, {&app, &a_});
+  EXPECT_EQ(request(Op::Freeze), HvStatus::Ok);
+  ASSERT_TRUE(app.last_deadline && a_.last_deadline);
+  EXPECT_EQ(a_.last_deadline->at() - app.last_deadline->at(), std::chrono::milliseconds(5000));
 }
 
 }  // namespace

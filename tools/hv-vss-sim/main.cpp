@@ -16,8 +16,9 @@ int run(int argc, char** argv) {
   CLI::App app{
       "hv-vss-sim plays the Hyper-V host and the kernel's /dev/vmbus/hv_vss for a VSS daemon.\n"
       "It listens on a SOCK_SEQPACKET socket (point the daemon's --device at it), runs a scenario,\n"
-      "prints one JSON line per event, and exits 1 if any reply was missing, late or wrong,\n"
-      "or if the daemon wrote anything the kernel would reject (a second reply, say).\n"
+      "prints one line per event (JSON, or a sentence with --format text), and exits 1 if any reply\n"
+      "was missing, late or wrong, or if the daemon wrote anything the kernel would reject (a second\n"
+      "reply, say).\n"
       "Scenarios:" +
           scenarios,
       "hv-vss-sim"};
@@ -41,6 +42,10 @@ int run(int argc, char** argv) {
                  "Seconds to keep serving the device after the scenario; a write then (a second reply) fails it")
       ->default_val(0.1);
   app.add_option("--expect", expect, "Expected status for an operation, e.g. FREEZE=HV_E_FAIL (default HV_S_OK)");
+  std::string format = "json";
+  app.add_option("--format", format, "json: one JSON object per event (for machines); text: one sentence per event")
+      ->check(CLI::IsMember({"json", "text"}))
+      ->default_val("json");
   app.set_version_flag("--version", std::string("hv-vss-sim ") + HV_VSS_VERSION);
   try {
     app.parse(argc, argv);
@@ -53,7 +58,7 @@ int run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0, every usage error 2
   }
   signal(SIGPIPE, SIG_IGN);
-  Timeline timeline;
+  Timeline timeline(format == "text" ? Timeline::Format::Text : Timeline::Format::Json);
   return run_scenario(options, timeline);
 }
 

@@ -1,5 +1,6 @@
-// The simulator's output: one JSON object per line on stdout, flushed at once, so that tests
-// and users can follow a transaction as it happens and machines can parse it afterwards.
+// The simulator's output: one line per event on stdout, flushed at once, so that tests and users
+// can follow a transaction as it happens: a JSON object that machines parse, or (--format text) a
+// sentence for people, with the host's requests and the daemon's replies spelled out.
 #pragma once
 
 #include <chrono>
@@ -13,7 +14,9 @@ namespace hvvss::sim {
 
 class Timeline {
  public:
-  using Field = std::pair<std::string_view, std::string>;
+  enum class Format { Json, Text };
+  using Field = std::pair<std::string_view, std::string>;  // a key and a JSON value
+  explicit Timeline(Format format = Format::Json) : format_(format) {}
   static std::string str(std::string_view s);  // a quoted, escaped JSON string
   static std::string num(double value);
   static std::string boolean(bool value) { return value ? "true" : "false"; }
@@ -21,6 +24,9 @@ class Timeline {
   void event(std::string_view name, const std::vector<Field>& fields = {});
 
  private:
+  std::string text_line(double t_ms, std::string_view name, const std::vector<Field>& fields) const;
+
+  Format format_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
