@@ -1,6 +1,8 @@
 // hv-vss-writer-example and the D-Bus policy on a real private dbus-daemon, once with the system
-// bus's policy plus ours and once with one that allows everything. The agent's D-Bus service is
-// played by FakeAgent, so that what is tested here is the writer and the bus.
+// bus's policy plus ours and once with one that allows everything. Most tests have FakeAgent play
+// the agent's D-Bus service, so that what they test is the writer and the bus; the last ones
+// register with the real agent.
+#include "tests/integration/agent_fixture.h"
 #include "tests/integration/bus_harness.h"
 
 #include <gtest/gtest.h>
@@ -233,6 +235,47 @@ TEST(ShippedPolicy, LetsEveryoneReadTheAgentAndAskToRegisterButOnlyRootControlIt
     CommandResult root = bus.busctl(RunAs::Root, args);
     EXPECT_FALSE(denied(root)) << args[4] << ": " << root.output;
   }
+}
+
+// The real agent (on the simulator's idle host, with a scratch ext4 as its only filesystem).
+class WriterWithAgentTest : public AgentTest, public ::testing::WithParamInterface<Policy> {
+ protected:
+  void SetUp() override {
+    use({"ext4"});
+    start_sim({"idle", "--hold-stdin"});
+  }
+  Process& start_agent_on_bus() { return start_agent({.env = bus_.env()}); }
+
+  PrivateBus bus_{GetParam()};
+};
+
+INSTANTIATE_TEST_SUITE_P(Policies, WriterWithAgentTest, ::testing::Values(Policy::Shipped, Policy::AllowAll),
+                         [](const auto& info) { return policy_name(info.param); });
+
+TEST_P(WriterWithAgentTest, RegistersWithTheAgentWhichListsItToEveryone) {
+  ExampleWriter writer(bus_, {"--name", "db"});
+  ASSERT_TRUE(writer.wait_for("waiting"));
+  start_agent_on_bus();
+  ASSERT_TRUE(writer.wait_for("registered", {{"name", "db"}}));
+  CommandResult list = bus_.busctl(RunAs::Nobody, {"call", "io.github.hvvss.Agent1", "/io/github/hvvss/Agent1",
+                                                   "io.github.hvvss.Agent1", "ListWriters"});
+  EXPECT_EQ(list.output, "a(ssob) 1 \"db\" \"" + writer.bus_name() + "\" \"" + writer.object() + "\" true\n");
+}
+
+TEST_P(WriterWithAgentTest, RefusesNobodyRegisterWriter) {
+  ExampleWriter writer(bus_, {"--name", "intruder"}, RunAs::Nobody);
+  Process& agent = start_agent_on_bus();
+  EXPECT_EQ(writer.process().wait(), 1);
+  EXPECT_NE(writer.stderr_text().find("hv-vss-writer-example: org.freedesktop.DBus.Error.AccessDenied: "),
+            std::string::npos)
+      << writer.stderr_text();
+  CommandResult list = bus_.busctl(RunAs::Root, {"call", "io.github.hvvss.Agent1", "/io/github/hvvss/Agent1",
+                                                 "io.github.hvvss.Agent1", "ListWriters"});
+  EXPECT_EQ(list.output, "a(ssob) 0\n");
+  // The agent refused it (under either policy the bus lets RegisterWriter through), and said so.
+  std::string log = stop_and_read_log(agent);
+  EXPECT_NE(log.find("uid 65534"), std::string::npos) << log;
+  EXPECT_NE(log.find("may not call RegisterWriter"), std::string::npos) << log;
 }
 
 }  // namespace
