@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -31,24 +31,33 @@ void write_text(const std::string& path, const std::string& text) {
   if (!out.flush()) throw std::runtime_error("cannot write " + path);
 }
 
+// The element a line of XML opens: "  <includedir>system.d</includedir>" gives "includedir".
+std::string_view opening_element(std::string_view line) {
+  size_t lt = line.find_first_not_of(" \t");
+  if (lt == std::string_view::npos || line[lt] != '<') return {};
+  size_t end = line.find_first_of(" \t/>", lt + 1);
+  return line.substr(lt + 1, (end == std::string_view::npos ? line.size() : end) - lt - 1);
+}
+
 // Debian's system bus as it is configured (its default policy and root's), but listening on
 // `socket`, with our policy file instead of the services in system.d, and without what only the
 // real system bus does: dropping to user messagebus, forking, a pid file, syslog, activation,
 // and the machine's local configuration in /etc.
 std::string shipped_config(const std::string& socket) {
-  static const std::regex system_only(R"(^\s*<(user|fork|standard_system_servicedirs|servicehelper|pidfile|syslog)\b)");
-  static const std::regex machine_local(R"(^\s*<(include|includedir)\b)");
+  static const std::set<std::string_view> left_out{
+      "user", "fork", "standard_system_servicedirs", "servicehelper", "pidfile", "syslog", "include", "includedir"};
   std::istringstream in(read_text(kSystemConf));
   std::string config, line;
   int listens = 0, service_dirs = 0;
   while (std::getline(in, line)) {
-    if (line.find("<listen>") != std::string::npos) {
+    std::string_view element = opening_element(line);
+    if (element == "listen") {
       config += "  <listen>unix:path=" + socket + "</listen>\n";
       ++listens;
     } else if (line.find("<includedir>system.d</includedir>") != std::string::npos) {
       config += std::string("  <include>") + HV_VSS_BUS_POLICY + "</include>\n";
       ++service_dirs;
-    } else if (!std::regex_search(line, system_only) && !std::regex_search(line, machine_local)) {
+    } else if (!left_out.contains(element)) {
       config += line + "\n";
     }
   }
