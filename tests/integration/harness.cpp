@@ -104,7 +104,22 @@ Scratch::~Scratch() {
   }
 }
 
-Process::Process(std::vector<std::string> argv, const std::string& stderr_path, bool with_stdin) {
+Process::Process(std::vector<std::string> argv, const std::string& stderr_path, bool with_stdin,
+                 const std::vector<std::string>& extra_env) {
+  // Everything the child needs is made before fork(): after it, only async-signal-safe calls.
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=') + 1); };
+  std::vector<std::string> env_strings = extra_env;
+  for (char** e = environ; *e; ++e) {
+    bool overridden = false;
+    for (const auto& extra : extra_env) overridden = overridden || name_of(extra) == name_of(*e);
+    if (!overridden) env_strings.emplace_back(*e);
+  }
+  std::vector<char*> env;
+  for (auto& e : env_strings) env.push_back(e.data());
+  env.push_back(nullptr);
   int out[2], in[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0 || (with_stdin && pipe2(in, O_CLOEXEC) != 0)) throw std::runtime_error("pipe");
   pid_ = fork();
@@ -113,10 +128,7 @@ Process::Process(std::vector<std::string> argv, const std::string& stderr_path, 
     dup2(out[1], STDOUT_FILENO);
     if (err >= 0) dup2(err, STDERR_FILENO);
     if (with_stdin) dup2(in[0], STDIN_FILENO);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execvpe(args[0], args.data(), env.data());
     _exit(127);
   }
   close(out[1]);

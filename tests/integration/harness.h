@@ -41,10 +41,12 @@ class Scratch {
   std::vector<std::string> mounts_;
 };
 
-// A child process; stdout (and optionally stdin) are pipes, stderr goes to a file.
+// A child process; stdout (and optionally stdin) are pipes, stderr goes to a file. argv[0] is
+// looked up in $PATH unless it has a slash; `extra_env` ("NAME=value") is added to the environment.
 class Process {
  public:
-  Process(std::vector<std::string> argv, const std::string& stderr_path, bool with_stdin = false);
+  Process(std::vector<std::string> argv, const std::string& stderr_path, bool with_stdin = false,
+          const std::vector<std::string>& extra_env = {});
   ~Process();
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
