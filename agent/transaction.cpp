@@ -112,7 +112,8 @@ void TransactionEngine::set_state(State state) {
 }
 
 void TransactionEngine::handle(uint8_t op, ReplyFn reply, Origin origin) {
-  if (origin == Origin::Host && txn_open_ && txn_origin_ == Origin::Local) preempt_test(op);
+  if (origin == Origin::Host && txn_open_ && txn_origin_ == Origin::Local)
+    end_test(fmt::format("test snapshot aborted: the host sent {}", op_name(op)));
   std::string_view refused = awaiting_                                  ? "a request is already pending"
                              : stopping_                                ? "the agent is stopping"
                              : !is_transaction_op(op)                   ? "unsupported operation"
@@ -149,10 +150,9 @@ void TransactionEngine::open_transaction(Origin origin) {
   thawed_early_ = false;
 }
 
-// The host comes first: the test snapshot's pending request fails, a freeze under way is aborted,
-// and what it froze is thawed before the host's request starts (the test's transaction ends here).
-void TransactionEngine::preempt_test(uint8_t op) {
-  std::string why = fmt::format("test snapshot aborted: the host sent {}", op_name(op));
+// The test snapshot ends here, failed: its pending request fails, a freeze under way is aborted,
+// and what it froze is thawed before anything else starts.
+void TransactionEngine::end_test(const std::string& why) {
   spdlog::warn("{} {}", context().tag(), why);
   txn_status_ = HvStatus::Fail;
   if (awaiting_) answer(HvStatus::Fail, why);
@@ -468,7 +468,10 @@ void TransactionEngine::request_thaw(std::string why, bool tears) {
 void TransactionEngine::thaw_now(std::string why, std::function<void(std::string)> done) {
   spdlog::warn("{} emergency thaw: {}", context().tag(), why);
   thaw_waiters_.push_back({std::move(done), {}});
-  abort_freeze(why);
+  if (txn_open_ && txn_origin_ == Origin::Local)
+    end_test("test snapshot aborted: emergency thaw");
+  else
+    abort_freeze(why);
   if (frozen()) {
     request_thaw(std::move(why));
   } else if (Status s = post(loop_, [this] { start_next(); }); !s) {

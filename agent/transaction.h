@@ -74,9 +74,9 @@ class TransactionEngine {
   // arrives during a test snapshot ends it first: its pending request is answered HV_E_FAIL, a
   // freeze under way is aborted, and what it froze is thawed before the host's request starts.
   void handle(uint8_t op, ReplyFn reply, Origin origin = Origin::Host);
-  // An emergency thaw (D-Bus Thaw): aborts a freeze under way, thaws everything frozen, and then
-  // calls `done`, on a later loop iteration, with what it did. A host snapshot it tears gets
-  // HV_E_FAIL at its THAW.
+  // An emergency thaw (D-Bus Thaw): aborts a freeze under way (or ends a test snapshot), thaws
+  // everything frozen, and then calls `done`, on a later loop iteration, with what it did. A host
+  // snapshot it tears gets HV_E_FAIL at its THAW.
   void thaw_now(std::string why, std::function<void(std::string)> done);
   // The channel to the host is gone: no reply is owed any more; thaw whatever is frozen.
   void abandon(std::string_view why);
@@ -136,7 +136,7 @@ class TransactionEngine {
   };
 
   void start_next();
-  void preempt_test(uint8_t op);
+  void end_test(const std::string& why);
   void open_transaction(Origin origin);
   void answer_thaw_waiters();
   void start_request();

@@ -11,6 +11,7 @@ namespace hvvss::writers {
 
 namespace {
 constexpr const char* kInterface = "io.github.hvvss.Writer1";
+constexpr uint64_t kBackstopUsec = 1'000'000;
 
 const char* method(Action action) {
   switch (action) {
@@ -33,13 +34,22 @@ uint64_t usec(Clock::duration d) {
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 }  // namespace
 
+// One writer's call. Its timeout is a timer of its own on the loop: sd-bus's own call timeouts
+// are coalesced by sd-event (250 ms accuracy) and could fire after the engine's deadline.
 struct Writers::Call {
+  Call(Writers* self, Writer writer, Clock::duration timeout)
+      : self(self), writer(std::move(writer)), started(Clock::now()), timeout(timeout), timer(self->loop_, [this] {
+          this->self->settle(this, Result::Timeout, fmt::format("no reply within {:.0f} ms", ms(this->timeout)));
+        }) {}
+  ~Call() { sd_bus_slot_unref(slot); }
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
   Writers* self;
   Writer writer;
   Clock::time_point started;
   Clock::duration timeout;
+  Timer timer;
   sd_bus_slot* slot = nullptr;
-  ~Call() { sd_bus_slot_unref(slot); }
 };
 
 Writers::Writers(sd_event* loop, Registry& registry) : loop_(loop), registry_(registry) {
@@ -77,7 +87,7 @@ void Writers::call(const Writer& writer, Deadline deadline) {
   Clock::duration remaining = deadline.remaining();
   Clock::duration timeout = remaining - margin(remaining);
   if (writer.info.timeout) timeout = std::min<Clock::duration>(timeout, *writer.info.timeout);
-  auto c = std::make_unique<Call>(Call{this, writer, Clock::now(), timeout});
+  auto c = std::make_unique<Call>(this, writer, timeout);
   if (round_->action == Action::Freeze) frozen_.push_back(writer);  // asked: owed a Thaw or an Abort
   sd_bus* bus = registry_.bus();
   sd_bus_message* m = nullptr;
@@ -86,8 +96,11 @@ void Writers::call(const Writer& writer, Deadline deadline) {
     r = sd_bus_message_new_method_call(bus, &m, writer.info.owner.c_str(), writer.info.object.c_str(), kInterface,
                                        method(round_->action));
   if (r >= 0) r = sd_bus_message_append(m, "t", round_->txn.id);
-  if (r >= 0)
-    r = sd_bus_call_async(bus, &c->slot, m, &Writers::on_reply, c.get(), std::max<uint64_t>(1, usec(timeout)));
+  if (r >= 0) r = sd_bus_call_async(bus, &c->slot, m, &Writers::on_reply, c.get(), usec(timeout) + kBackstopUsec);
+  if (r >= 0) {  // sd-bus's own timeout only backs up the call's timer
+    Status s = c->timer.arm(c->started + timeout);
+    if (!s) r = -s.error_number();
+  }
   sd_bus_message_unref(m);
   Call* raw = c.get();
   calls_.push_back(std::move(c));
@@ -103,12 +116,7 @@ int Writers::on_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     c->self->settle(c, Result::Ok, {});
     return 0;
   }
-  Clock::duration took = Clock::now() - c->started;
-  bool timed_out = sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) && took >= c->timeout;
-  if (timed_out)
-    c->self->settle(c, Result::Timeout, fmt::format("no reply within {:.0f} ms", ms(c->timeout)));
-  else
-    c->self->settle(c, Result::Failed, fmt::format("{}: {}", e->name, e->message ? e->message : ""));
+  c->self->settle(c, Result::Failed, fmt::format("{}: {}", e->name, e->message ? e->message : ""));
   return 0;
 }
 
