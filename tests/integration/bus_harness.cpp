@@ -109,16 +109,8 @@ PrivateBus::PrivateBus(Policy policy) {
   try {
     // Searchable by everyone, listable by root only: nobody reaches the socket and nothing else.
     if (chmod(dir_.c_str(), 0711) != 0) throw std::runtime_error("chmod " + dir_ + ": " + std::strerror(errno));
-    std::string socket = dir_ + "/system_bus_socket", config = dir_ + "/bus.conf";
-    write_text(config, policy == Policy::Shipped ? shipped_config(socket) : allow_all_config(socket));
-    std::string log = dir_ + "/dbus-daemon.log";
-    daemon_ = std::make_unique<Process>(
-        std::vector<std::string>{"dbus-daemon", "--nofork", "--print-address", "--config-file=" + config}, log);
-    // It prints its address once it listens.
-    auto line = daemon_->read_line();
-    if (!line || line->rfind("unix:path=", 0) != 0)
-      throw std::runtime_error("dbus-daemon did not start with " + config + ":\n" + read_text(log));
-    address_ = *line;
+    write_text(dir_ + "/bus.conf", policy == Policy::Shipped ? shipped_config(socket()) : allow_all_config(socket()));
+    start_daemon();
   } catch (...) {
     daemon_.reset();
     std::filesystem::remove_all(dir_);
@@ -126,9 +118,29 @@ PrivateBus::PrivateBus(Policy policy) {
   }
 }
 
-PrivateBus::~PrivateBus() {
+void PrivateBus::start_daemon() {
+  std::string config = dir_ + "/bus.conf", log = dir_ + "/dbus-daemon.log";
+  daemon_ = std::make_unique<Process>(
+      std::vector<std::string>{"dbus-daemon", "--nofork", "--print-address", "--config-file=" + config}, log);
+  // It prints its address once it listens.
+  auto line = daemon_->read_line();
+  if (!line || line->rfind("unix:path=", 0) != 0)
+    throw std::runtime_error("dbus-daemon did not start with " + config + ":\n" + read_text(log));
+  address_ = *line;
+}
+
+void PrivateBus::stop_daemon() {
   daemon_->kill(SIGTERM);
   daemon_->wait();
+}
+
+void PrivateBus::restart() {
+  stop_daemon();
+  start_daemon();
+}
+
+PrivateBus::~PrivateBus() {
+  stop_daemon();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }

@@ -44,6 +44,10 @@ class PrivateBus {
   PrivateBus& operator=(const PrivateBus&) = delete;
 
   const std::string& address() const { return address_; }  // unix:path=...,guid=...
+  // The socket, the same across restarts (address() names one daemon by its guid).
+  std::string socket() const { return dir_ + "/system_bus_socket"; }
+  // Stops the daemon and starts another on the same socket, as a restarted system bus would be.
+  void restart();
   const std::string& dir() const { return dir_; }
   // DBUS_SYSTEM_BUS_ADDRESS=address(), for a child process's environment.
   std::vector<std::string> env() const { return {"DBUS_SYSTEM_BUS_ADDRESS=" + address_}; }
@@ -53,6 +57,9 @@ class PrivateBus {
   std::string log_path(const std::string& what) const;
 
  private:
+  void start_daemon();
+  void stop_daemon();
+
   std::string dir_;
   std::string address_;
   std::unique_ptr<Process> daemon_;

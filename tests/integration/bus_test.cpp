@@ -130,7 +130,7 @@ class BusTest : public AgentTest {
   // The agent on the test's bus, once it owns its name.
   Process& start_agent_on_bus(Policy policy = Policy::Shipped, AgentRun run = {}) {
     bus_ = std::make_unique<PrivateBus>(policy);
-    run.env.push_back("DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address());
+    run.env.push_back("DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + bus_->socket());
     Process& agent = start_agent(std::move(run));
     EXPECT_TRUE(wait_for_owner(bus_->address(), kAgent, true)) << "the agent never owned " << kAgent;
     return agent;
@@ -446,6 +446,19 @@ TEST_F(BusTest, CtlSaysTheAgentIsNotRunning) {
   CommandResult r = run_with_env(bus_->env(), {ctl_bin(), "status"});
   EXPECT_EQ(r.status, 3) << r.output;
   EXPECT_NE(r.output.find("not running"), std::string::npos) << r.output;
+}
+
+TEST_F(BusTest, ABusThatGoesAwayAndComesBackIsServedAgainAndWritersRegisterAgain) {
+  use({"ext4"});
+  Process& sim = start_sim({"backup", "--start-stdin", "--hold", "0"});
+  start_agent_on_bus();
+  bus_->restart();
+  ASSERT_TRUE(wait_for_owner(bus_->address(), kAgent, true)) << "the agent did not come back to the bus";
+  ExampleWriter& w = writer({"--name", "again"});
+  sim.write_stdin("go");
+  EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  EXPECT_TRUE(w.wait_for("call", {{"method", "Freeze"}}));
+  EXPECT_EQ(sim.wait(), 0);
 }
 
 TEST_F(BusTest, WithoutAnyBusTheAgentStillAnswersABackup) {
