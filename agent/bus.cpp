@@ -428,7 +428,7 @@ Status BusService::test_snapshot(sd_bus_message* call) {
         fmt::format("hold_usec must be at most {} µs (the automatic thaw would end it)", max.count()));
   MessagePtr held = hold(call);
   Status s = test_->start(std::chrono::microseconds(hold_usec),
-                          [held = std::move(held)](HvStatus result, std::vector<Step> steps) {
+                          [held = std::move(held)](HvStatus result, const std::vector<Step>& steps) {
                             sd_bus_message* reply = nullptr;
                             int r = sd_bus_message_new_method_return(held.get(), &reply);
                             if (r >= 0) r = sd_bus_message_append(reply, "s", std::string(status_name(result)).c_str());

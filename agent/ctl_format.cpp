@@ -41,12 +41,14 @@ std::string format_frozen(uint64_t since_usec, uint64_t now_usec) {
 
 std::string steps_table(const std::vector<Step>& steps, std::string_view indent) {
   std::vector<std::vector<std::string>> rows;
+  rows.reserve(steps.size());
   for (const auto& s : steps) rows.push_back({s.participant, s.phase, s.outcome, format_usec(s.duration_usec)});
   return format_table({"PARTICIPANT", "PHASE", "OUTCOME", "TIME"}, rows, indent);
 }
 
 std::string writers_table(const std::vector<Writer>& writers, std::string_view indent) {
   std::vector<std::vector<std::string>> rows;
+  rows.reserve(writers.size());
   for (const auto& w : writers) rows.push_back({w.name, w.owner, w.object, w.required ? "yes" : "no"});
   return format_table({"NAME", "OWNER", "OBJECT", "REQUIRED"}, rows, indent);
 }
@@ -129,6 +131,7 @@ std::string format_clock(uint64_t realtime_usec) {
 std::string format_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
                          std::string_view indent) {
   std::vector<size_t> widths;
+  widths.reserve(header.size());
   for (const auto& cell : header) widths.push_back(cell.size());
   for (const auto& row : rows)
     for (size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], row[i].size());

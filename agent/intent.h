@@ -28,7 +28,7 @@ class IntentRecord {
   };
 
   // `runtime_dir` holds the record in its subdirectory `intent`.
-  explicit IntentRecord(std::filesystem::path runtime_dir) : dir_(std::move(runtime_dir) / "intent") {}
+  explicit IntentRecord(const std::filesystem::path& runtime_dir) : dir_(runtime_dir / "intent") {}
 
   // Records that `entry` is about to be frozen; durable (in /run) before it returns.
   Status add(const Entry& entry) const;

@@ -153,9 +153,11 @@ std::optional<int> parse(int argc, char** argv, Options* options) {
     Action* target;
     const char* method;
   };
-  for (auto [flag, target, method] : {PhaseOption{"--check", &options->behaviour.check, "Check"},
-                                      PhaseOption{"--freeze", &options->behaviour.freeze, "Freeze"},
-                                      PhaseOption{"--thaw", &options->behaviour.thaw, "Thaw"}})
+  for (const PhaseOption& phase : {PhaseOption{"--check", &options->behaviour.check, "Check"},
+                                   PhaseOption{"--freeze", &options->behaviour.freeze, "Freeze"},
+                                   PhaseOption{"--thaw", &options->behaviour.thaw, "Thaw"}}) {
+    std::string flag = phase.flag;
+    Action* target = phase.target;
     app.add_option_function<std::string>(
            flag,
            [flag, target, &actions](const std::string& value) {
@@ -163,8 +165,9 @@ std::optional<int> parse(int argc, char** argv, Options* options) {
              if (it == actions.end()) throw CLI::ValidationError(flag, "'" + value + "': use ok, fail or hang");
              *target = it->second;
            },
-           fmt::format("What {} does: ok (the default), fail or hang", method))
+           fmt::format("What {} does: ok (the default), fail or hang", phase.method))
         ->option_text("ok|fail|hang");
+  }
   app.add_flag("--optional", options->optional,
                "Register with Required=false: a failure skips this writer, never vetoes");
   app.add_option_function<std::string>(
@@ -200,7 +203,12 @@ std::optional<int> parse(int argc, char** argv, Options* options) {
 }  // namespace hvvss::writer
 
 int main(int argc, char** argv) {
-  hvvss::writer::Options options;
-  if (auto code = hvvss::writer::parse(argc, argv, &options)) return *code;
-  return hvvss::writer::serve(options);
+  try {
+    hvvss::writer::Options options;
+    if (auto code = hvvss::writer::parse(argc, argv, &options)) return *code;
+    return hvvss::writer::serve(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hv-vss-writer-example: fatal: %s\n", e.what());
+    return 1;
+  }
 }
