@@ -242,7 +242,8 @@ void BusService::on_name(sd_bus_message* reply) {
   if (const sd_bus_error* e = sd_bus_message_get_error(reply)) {
     // Not from inside the connection's own callback: the connection is closed and freed.
     Status why = Status::errorf("cannot own {}: {}", kBusName, e->message ? e->message : e->name);
-    if (Status s = post(loop_, [this, why] { connection_failed(why); }); !s) spdlog::error("D-Bus: {}", s.message());
+    if (Status s = post(loop_, [this, why] { connection_failed(why, Retry::Later); }); !s)
+      spdlog::error("D-Bus: {}", s.message());
     return;
   }
   serving_ = true;
@@ -252,7 +253,7 @@ void BusService::on_name(sd_bus_message* reply) {
   if (writers_) writers_->connected(bus_);
 }
 
-void BusService::connection_failed(const Status& why) {
+void BusService::connection_failed(const Status& why, Retry retry) {
   drop_connection();
   if (!said_unavailable_) {
     spdlog::warn("D-Bus: {}; serving the host without applications until the bus is back", why.message());
@@ -260,7 +261,7 @@ void BusService::connection_failed(const Status& why) {
   } else {
     spdlog::debug("D-Bus: {}", why.message());
   }
-  schedule_reconnect();
+  schedule_reconnect(retry);
 }
 
 void BusService::drop_connection() {
@@ -274,9 +275,10 @@ void BusService::drop_connection() {
   bus_ = sd_bus_close_unref(bus_);
 }
 
-// Retries when the bus socket (re)appears, and else with backoff.
-void BusService::schedule_reconnect() {
-  if (watch_socket()) return;
+// Retries when the bus socket (re)appears if it can watch it, else with backoff: no periodic
+// wake-up while there is no bus.
+void BusService::schedule_reconnect(Retry retry) {
+  if (retry == Retry::WhenTheBusIsBack && watch_socket()) return;
   if (Status s = reconnect_timer_.arm(Clock::now() + backoff_); !s) {
     spdlog::error("D-Bus: {}: not reconnecting", s.message());
     return;

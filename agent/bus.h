@@ -45,10 +45,13 @@ class BusService final : public EngineObserver {
   struct Authorization;  // a call waiting for its caller's uid
 
   void connect();
-  void connection_failed(const Status& why);
+  // When to try again: once the bus socket (re)appears (the bus is not there), or after a backoff
+  // (the bus is there but refused us, e.g. the name is taken).
+  enum class Retry { WhenTheBusIsBack, Later };
+  void connection_failed(const Status& why, Retry retry = Retry::WhenTheBusIsBack);
   void on_name(sd_bus_message* reply);
   void drop_connection();
-  void schedule_reconnect();
+  void schedule_reconnect(Retry retry);
   bool watch_socket();
   static int on_message(sd_bus_message* m, void* userdata, sd_bus_error* error);
   static int on_socket_event(sd_event_source* source, const struct inotify_event* event, void* userdata);

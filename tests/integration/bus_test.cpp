@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <csignal>
 #include <cstdlib>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -127,6 +128,50 @@ bool wait_for_state(const std::string& address, const std::string& want) {
     state = now;
   std::free(now);
   return follower.wait_until([&] { return state == want; });
+}
+
+// The members of one interface in introspection XML, each as a line: "method RegisterWriter(in o,
+// in s, in a{sv})", "property State s read", "signal PhaseChanged(t, s, s)". Comments and
+// annotations are passed over; attributes may come in any order.
+std::set<std::string> members(const std::string& xml, const std::string& interface) {
+  std::set<std::string> out;
+  std::string in_interface, member, args;
+  bool signal = false;
+  for (size_t at = xml.find('<'); at != std::string::npos; at = xml.find('<', at + 1)) {
+    if (xml.compare(at, 4, "<!--") == 0) {
+      at = xml.find("-->", at);
+      if (at == std::string::npos) break;
+      continue;
+    }
+    size_t end = xml.find('>', at);
+    if (end == std::string::npos) break;
+    std::string tag = xml.substr(at + 1, end - at - 1);
+    auto attr = [&](const std::string& key) {
+      size_t k = tag.find(" " + key + "=\"");
+      if (k == std::string::npos) return std::string();
+      k += key.size() + 3;
+      return tag.substr(k, tag.find('"', k) - k);
+    };
+    std::string name = tag.substr(0, tag.find_first_of(" />", 1));
+    if (name == "interface") {
+      in_interface = attr("name");
+    } else if (in_interface != interface) {
+      continue;
+    } else if (name == "method" || name == "signal") {
+      member = attr("name");
+      signal = name == "signal";
+      args.clear();
+      if (tag.back() == '/') out.insert(name + " " + member + "()");
+    } else if (name == "arg") {
+      std::string direction = signal ? "" : (attr("direction").empty() ? "in" : attr("direction")) + " ";
+      args += (args.empty() ? "" : ", ") + direction + attr("type");
+    } else if (name == "/method" || name == "/signal") {
+      out.insert(name.substr(1) + " " + member + "(" + args + ")");
+    } else if (name == "property") {
+      out.insert("property " + attr("name") + " " + attr("type") + " " + attr("access"));
+    }
+  }
+  return out;
 }
 
 class BusTest : public AgentTest {
@@ -468,6 +513,19 @@ TEST_F(BusTest, ABusThatGoesAwayAndComesBackIsServedAgainAndWritersRegisterAgain
   sim.write_stdin("go");
   EXPECT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
   EXPECT_TRUE(w.wait_for("call", {{"method", "Freeze"}}));
+  EXPECT_EQ(sim.wait(), 0);
+}
+
+TEST_F(BusTest, TheAgentServesExactlyTheInterfaceItsIntrospectionXmlDescribes) {
+  use({"ext4"});
+  Process& sim = start_sim({"idle", "--hold-stdin"});
+  start_agent_on_bus();
+  CommandResult served = bus_->busctl(RunAs::Root, {"introspect", "--xml-interface", kAgent, kPath});
+  ASSERT_EQ(served.status, 0) << served.output;
+  std::set<std::string> contract = members(slurp(HV_VSS_AGENT1_XML), kAgent);
+  EXPECT_EQ(contract.size(), 12u);  // 5 methods, 5 properties, 2 signals
+  EXPECT_EQ(members(served.output, kAgent), contract);
+  sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
 }
 
