@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,8 @@ enum class Policy {
   AllowAll,  // everyone may own, send and receive anything
 };
 std::string policy_name(Policy policy);
+// How GoogleTest prints a Policy parameter (test names and ctest listings).
+inline void PrintTo(Policy policy, std::ostream* out) { *out << policy_name(policy); }
 
 enum class RunAs { Root, Nobody };
 // `argv` run as `who`: as nobody through setpriv (uid nobody, gid nogroup, no other groups).
