@@ -276,9 +276,13 @@ void BusService::drop_connection() {
 }
 
 // Retries when the bus socket (re)appears if it can watch it, else with backoff: no periodic
-// wake-up while there is no bus.
+// wake-up while there is no bus. A socket that is there already (a bus restarted before the watch
+// began, or one that refused us) is tried again with backoff.
 void BusService::schedule_reconnect(Retry retry) {
-  if (retry == Retry::WhenTheBusIsBack && watch_socket()) return;
+  if (retry == Retry::WhenTheBusIsBack && watch_socket()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(*socket_path(), ec)) return;
+  }
   if (Status s = reconnect_timer_.arm(Clock::now() + backoff_); !s) {
     spdlog::error("D-Bus: {}: not reconnecting", s.message());
     return;
