@@ -224,7 +224,7 @@ class BusTest : public AgentTest {
   std::vector<std::unique_ptr<ExampleWriter>> writers_;
 };
 
-TEST_F(BusTest, WritersFreezeBeforeTheFilesystemsAndThawAfterThemAndAfterTheThawReply) {
+TEST_F(BusTest, WritersFreezeBeforeTheFilesystemsAndThawAfterThemWithoutHoldingTheThawReply) {
   use({"ext4", "xfs", "btrfs"});
   Process& sim = start_sim({"backup", "--start-stdin", "--hold-stdin"});
   start_agent_on_bus();
@@ -232,6 +232,7 @@ TEST_F(BusTest, WritersFreezeBeforeTheFilesystemsAndThawAfterThemAndAfterTheThaw
   args.insert(args.end(), {"--name", "db1"});
   ExampleWriter& db1 = writer(args);
   args.back() = "db2";
+  args.insert(args.end(), {"--thaw", "hang"});
   ExampleWriter& db2 = writer(args);
 
   sim.write_stdin("go");  // the writers are registered: the host may begin
@@ -252,16 +253,15 @@ TEST_F(BusTest, WritersFreezeBeforeTheFilesystemsAndThawAfterThemAndAfterTheThaw
   auto probes = probes_blocked_on_every_mount();  // and now every filesystem is frozen
   EXPECT_EQ(property("State"), "s \"frozen\"\n");
 
+  // The host's THAW is answered although db2 never answers its Thaw: the reply does not wait for
+  // the writers. (Their timestamps cannot order the two: the simulator stamps a reply when it
+  // reads it, which may be after a writer got its call.)
   sim.write_stdin("thaw");
-  std::string thaw_reply = reply_line(sim, "THAW");
-  EXPECT_EQ(json_field(thaw_reply, "status"), "HV_S_OK");
-  for (ExampleWriter* w : {&db1, &db2}) {
-    // Thaw came after the host's reply, and its flush to every filesystem went through: thawed.
-    auto thaw = w->wait_call("Thaw", txn);
-    ASSERT_TRUE(thaw);
-    EXPECT_GT(to_u64((*thaw)["mono_us"]), mono_us(thaw_reply));
-    EXPECT_TRUE(w->wait_for("replied", {{"method", "Thaw"}, {"txn", std::to_string(txn)}}));
-  }
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_TRUE(db2.wait_call("Thaw", txn));
+  // db1's Thaw flushed a file to every filesystem before it answered: they were thawed by then.
+  EXPECT_TRUE(db1.wait_call("Thaw", txn));
+  EXPECT_TRUE(db1.wait_for("replied", {{"method", "Thaw"}, {"txn", std::to_string(txn)}}));
   for (auto& p : probes) EXPECT_TRUE(p->completes());
   EXPECT_EQ(sim.wait(), 0);
 }
