@@ -25,6 +25,7 @@ Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::uniq
       engine_(loop, pointers(participants_), settings_.engine),
       bus_(bus),
       notifier_(loop, Notifier::address_from_environment()),
+      watchdog_(loop, &notifier_),
       reconnect_timer_(loop, [this] { register_channel(); }),
       registration_timer_(loop,
                           [this] {
@@ -39,6 +40,7 @@ Manager::Manager(sd_event* loop, ManagerSettings settings, std::vector<std::uniq
 Manager::~Manager() { sd_event_source_disable_unref(io_); }
 
 Status Manager::start() {
+  if (Status s = watchdog_.start(); !s) return s;
   if (Status s = device_.open(settings_.device); !s) return s;
   if (Status s = lock_.acquire(settings_.runtime_dir); !s) return s;
   // Filesystems first: they hold the whole system up; applications resume after them.

@@ -2,7 +2,7 @@
 // requests, writing replies, reconnecting with backoff after any error), the participants and the
 // transaction engine, the runtime directory's lock, start-up recovery (each participant undoes
 // what a dead predecessor left frozen before the agent registers, or serves D-Bus) and what
-// systemd is told.
+// systemd is told (readiness, status and, under WatchdogSec=, the watchdog's pings).
 // Nothing it does on the loop blocks: registration waits for the version reply as an event, with
 // a timer for its limit, and replies and notifications are sent without waiting.
 #pragma once
@@ -76,6 +76,7 @@ class Manager final : private EngineObserver {
   Device device_;
   RuntimeLock lock_;
   Notifier notifier_;
+  Watchdog watchdog_;
   Timer reconnect_timer_;
   Timer registration_timer_;  // the limit for the version reply
   sd_event_source* io_ = nullptr;

@@ -1,6 +1,7 @@
 #include "agent/notify.h"
 
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
@@ -102,6 +103,23 @@ int Notifier::on_writable(sd_event_source*, int, uint32_t, void* userdata) {
   self->waiting_ = false;  // a one-shot source: off once it fired
   self->flush();
   return 0;
+}
+
+Status Watchdog::start() {
+  uint64_t usec = 0;
+  int r = sd_watchdog_enabled(0, &usec);  // reads the environment only
+  if (r < 0) return Status::from_errno(-r, "cannot read $WATCHDOG_USEC");
+  if (r == 0 || !notifier_->enabled()) return {};
+  interval_ = std::chrono::microseconds(usec / 2);
+  spdlog::debug("systemd's watchdog: pinging every {} ms",
+                std::chrono::duration_cast<std::chrono::milliseconds>(interval_).count());
+  return timer_.arm(Clock::now() + interval_);
+}
+
+void Watchdog::ping() {
+  notifier_->notify("WATCHDOG=1");
+  if (Status s = timer_.arm(Clock::now() + interval_); !s)
+    spdlog::critical("{}: systemd's watchdog is no longer pinged and will restart the agent", s.message());
 }
 
 }  // namespace hvvss

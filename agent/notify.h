@@ -5,6 +5,8 @@
 // soon as the socket drains.
 #pragma once
 
+#include "agent/event_loop.h"
+#include "agent/status.h"
 #include "agent/unique_fd.h"
 
 #include <sys/socket.h>
@@ -32,6 +34,8 @@ class Notifier {
   void notify(std::string_view message);
   // True while a message waits for the socket to drain.
   bool pending() const { return !pending_.empty(); }
+  // False when there is no notify socket to send to.
+  bool enabled() const { return !address_.empty(); }
 
  private:
   static int on_writable(sd_event_source* source, int fd, uint32_t revents, void* userdata);
@@ -47,6 +51,27 @@ class Notifier {
   sd_event_source* watch_ = nullptr;  // EPOLLOUT, armed once a send found the socket full
   bool waiting_ = false;
   std::vector<std::pair<std::string, std::string>> pending_;  // field → latest value, first-set order
+};
+
+// systemd's watchdog (WatchdogSec=): WATCHDOG=1 every half period, sent by a timer on the event
+// loop, so that a loop that stops turning stops the pings and systemd restarts the agent. Outside
+// systemd's watchdog there is no timer at all, and an idle agent never wakes up.
+class Watchdog {
+ public:
+  Watchdog(sd_event* loop, Notifier* notifier) : notifier_(notifier), timer_(loop, [this] { ping(); }) {}
+
+  // Starts the pings if $WATCHDOG_USEC asks for them ($WATCHDOG_PID, if set, naming this process)
+  // and there is a notify socket; does nothing otherwise.
+  Status start();
+  // True while pings are scheduled.
+  bool active() const { return timer_.due().has_value(); }
+
+ private:
+  void ping();
+
+  Notifier* notifier_;
+  Timer timer_;
+  Clock::duration interval_{};
 };
 
 }  // namespace hvvss

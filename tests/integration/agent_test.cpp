@@ -439,9 +439,30 @@ TEST_F(AgentTest, TellsSystemdWhenItIsReadyAndWhatItLastDid) {
   EXPECT_NE(ready.find("READY=1"), std::string::npos) << ready;
   EXPECT_NE(ready.find("STATUS=Registered on " + socket()), std::string::npos) << ready;
   std::string last;
-  for (std::string m; (m = next_datagram(notify.get())).find("THAW") == std::string::npos && !m.empty();) last = m;
+  for (std::string m; (m = next_datagram(notify.get())).find("THAW") == std::string::npos && !m.empty();) {
+    EXPECT_EQ(m.find("WATCHDOG"), std::string::npos) << "pinged without WATCHDOG_USEC: " << m;
+    last = m;
+  }
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_NE(last.find("STATUS=Last request FREEZE answered HV_S_OK; frozen"), std::string::npos) << last;
+}
+
+TEST_F(AgentTest, PingsSystemdsWatchdogFromItsLoopWhileFilesystemsAreFrozen) {
+  use({"ext4"});
+  std::string path = dir() + "/notify";
+  UniqueFd notify = bind_datagram(path);
+  ASSERT_TRUE(notify);
+  Process& sim = start_sim({"backup", "--hold-stdin"});
+  start_agent({.env = {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=200000"}});
+  ASSERT_EQ(reply_to(sim, "HOT_BACKUP"), "HV_S_OK");
+  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");
+  int pings = 0;
+  for (std::string m; pings < 3 && !(m = next_datagram(notify.get())).empty();)
+    if (m.find("WATCHDOG=1") != std::string::npos) ++pings;
+  EXPECT_EQ(pings, 3);
+  sim.write_stdin("thaw");
+  EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  EXPECT_EQ(sim.wait(), 0);
 }
 
 // Takes the auto-thaw's delay, 10 s: the shortest that the range check of --auto-thaw allows.

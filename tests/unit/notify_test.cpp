@@ -1,6 +1,7 @@
 // The Notifier against datagram sockets of the test's own: messages reach a path or an abstract
 // socket, and a socket nobody reads neither blocks the caller nor loses READY=1, which arrives
-// with the latest status once the socket drains.
+// with the latest status (and a watchdog ping) once the socket drains. The Watchdog pings from
+// the loop only when $WATCHDOG_USEC asks for it, for this process.
 #include "agent/notify.h"
 
 #include <gtest/gtest.h>
@@ -28,6 +29,8 @@ class NotifierTest : public ::testing::Test {
     ASSERT_TRUE(mkdtemp(dir_.data()));
   }
   void TearDown() override {
+    unsetenv("WATCHDOG_USEC");
+    unsetenv("WATCHDOG_PID");
     if (!path_.empty() && path_[0] == '/') unlink(path_.c_str());
     rmdir(dir_.c_str());
     sd_event_unref(loop_);
@@ -99,6 +102,49 @@ TEST_F(NotifierTest, AFullSocketNeitherBlocksNorLosesReadyAndGetsTheLatestStatus
   ASSERT_GT(sd_event_run(loop_, UINT64_MAX), 0);  // the socket has room again
   EXPECT_FALSE(notifier.pending());
   EXPECT_EQ(receive(), "READY=1\nSTATUS=Last request FREEZE answered HV_S_OK; frozen");
+}
+
+TEST_F(NotifierTest, AWatchdogPingWhileTheSocketIsFullJoinsThePendingReadyAndStatusInsteadOfReplacingThem) {
+  listen(dir_ + "/notify");
+  ASSERT_GT(fill(), 0);
+  Notifier notifier(loop_, path_);
+  notifier.notify("READY=1\nSTATUS=Registered; idle");
+  notifier.notify("WATCHDOG=1");
+  notifier.notify("WATCHDOG=1");
+  while (receive(false) == "FILLER=1") continue;
+  ASSERT_GT(sd_event_run(loop_, UINT64_MAX), 0);
+  EXPECT_EQ(receive(), "READY=1\nSTATUS=Registered; idle\nWATCHDOG=1");
+}
+
+TEST_F(NotifierTest, TheWatchdogPingsFromTheLoopWhileWatchdogUsecAsksForIt) {
+  listen(dir_ + "/notify");
+  Notifier notifier(loop_, path_);
+  Watchdog watchdog(loop_, &notifier);
+  ASSERT_EQ(setenv("WATCHDOG_USEC", "20000", 1), 0);
+  ASSERT_TRUE(watchdog.start());
+  ASSERT_TRUE(watchdog.active());
+  for (int ping = 0; ping < 3; ++ping) {
+    ASSERT_GT(sd_event_run(loop_, uint64_t{kPatienceMs} * 1000), 0);
+    EXPECT_EQ(receive(), "WATCHDOG=1");
+  }
+}
+
+TEST_F(NotifierTest, WithoutWatchdogUsecTheWatchdogArmsNoTimer) {
+  listen(dir_ + "/notify");
+  Notifier notifier(loop_, path_);
+  Watchdog watchdog(loop_, &notifier);
+  ASSERT_TRUE(watchdog.start());
+  EXPECT_FALSE(watchdog.active());
+}
+
+TEST_F(NotifierTest, AWatchdogMeantForAnotherProcessArmsNoTimer) {
+  listen(dir_ + "/notify");
+  Notifier notifier(loop_, path_);
+  Watchdog watchdog(loop_, &notifier);
+  ASSERT_EQ(setenv("WATCHDOG_USEC", "20000", 1), 0);
+  ASSERT_EQ(setenv("WATCHDOG_PID", std::to_string(getppid()).c_str(), 1), 0);
+  ASSERT_TRUE(watchdog.start());
+  EXPECT_FALSE(watchdog.active());
 }
 
 TEST_F(NotifierTest, AnAddressThatIsNeitherAPathNorAnAbstractNameTurnsNotificationsOff) {
