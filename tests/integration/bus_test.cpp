@@ -214,6 +214,22 @@ class BusTest : public AgentTest {
   static uint64_t mono_us(const std::string& sim_line) {
     return static_cast<uint64_t>(std::strtod(json_field(sim_line, "mono_ms").c_str(), nullptr) * 1000);
   }
+  // A TestSnapshot that holds for 50 s, called by busctl in the background; returns once the
+  // agent says it is frozen.
+  std::unique_ptr<Process> start_holding_test_snapshot() {
+    auto test = std::make_unique<Process>(
+        std::vector<std::string>{"busctl", "--address=" + bus_->address(), "--timeout=120", "call", kAgent, kPath,
+                                 kAgent, "TestSnapshot", "t", "50000000"},
+        dir() + "/busctl.err");
+    EXPECT_TRUE(wait_for_state(bus_->address(), "frozen"));
+    return test;
+  }
+  // Its reply says HV_E_FAIL.
+  static void expect_test_snapshot_failed(Process& test) {
+    auto result = test.read_line();
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->rfind("sa(ssst) \"HV_E_FAIL\"", 0), 0u) << *result;
+  }
   std::vector<std::string> flush_to_every_mount() const {
     std::vector<std::string> args;
     for (const auto& m : mounts()) args.insert(args.end(), {"--flush-to", m});
@@ -410,20 +426,15 @@ TEST_F(BusTest, ATestSnapshotHoldsTheFilesystemsFrozenUntilAnEmergencyThaw) {
   use({"ext4", "xfs"});
   Process& sim = start_sim({"idle", "--hold-stdin"});
   start_agent_on_bus();
-  Process test({"busctl", "--address=" + bus_->address(), "--timeout=120", "call", kAgent, kPath, kAgent,
-                "TestSnapshot", "t", "50000000"},
-               dir() + "/busctl.err");
-  ASSERT_TRUE(wait_for_state(bus_->address(), "frozen"));
+  std::unique_ptr<Process> test = start_holding_test_snapshot();
   auto probes = probes_blocked_on_every_mount();
   CommandResult thaw = agent_call(RunAs::Root, {"Thaw"});
   EXPECT_EQ(thaw.status, 0) << thaw.output;
   EXPECT_NE(thaw.output.find("fsfreeze: thawed 2 filesystem(s)"), std::string::npos) << thaw.output;
   for (auto& p : probes) EXPECT_TRUE(p->completes());
   // The test snapshot's own THAW then finds nothing frozen by it: not a consistent snapshot.
-  auto result = test.read_line();
-  ASSERT_TRUE(result);
-  EXPECT_EQ(result->rfind("sa(ssst) \"HV_E_FAIL\"", 0), 0u) << *result;
-  EXPECT_EQ(test.wait(), 0);
+  expect_test_snapshot_failed(*test);
+  EXPECT_EQ(test->wait(), 0);
   sim.write_stdin("done");
   EXPECT_EQ(sim.wait(), 0);
 }
@@ -442,17 +453,12 @@ TEST_F(BusTest, AHostBackupDuringATestSnapshotEndsTheTestAndSucceeds) {
   ASSERT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
   EXPECT_EQ(sim.wait(), 0);
 
-  Process test({"busctl", "--address=" + bus_->address(), "--timeout=120", "call", kAgent, kPath, kAgent,
-                "TestSnapshot", "t", "50000000"},
-               dir() + "/busctl.err");
-  ASSERT_TRUE(wait_for_state(bus_->address(), "frozen"));
+  std::unique_ptr<Process> test = start_holding_test_snapshot();
   auto probes = probes_blocked_on_every_mount();  // the test snapshot holds them
   Process& host = start_sim({"backup", "--hold", "0"});
   EXPECT_EQ(host.wait(), 0);  // every request of the host's backup answered HV_S_OK, on time
   for (auto& p : probes) EXPECT_TRUE(p->completes());
-  auto result = test.read_line();
-  ASSERT_TRUE(result);
-  EXPECT_EQ(result->rfind("sa(ssst) \"HV_E_FAIL\"", 0), 0u) << *result;
+  expect_test_snapshot_failed(*test);
   EXPECT_TRUE(all_writable(mounts()));
 }
 
