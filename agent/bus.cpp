@@ -472,12 +472,9 @@ void BusService::update_frozen_since() {
 }
 
 void BusService::request_received(const EventContext& at) {
-  if (at.txn != steps_txn_) {
-    steps_.clear();
-    steps_txn_ = at.txn;
-  }
   if (at.txn == txn_) return;
   txn_ = at.txn;
+  steps_.clear();
   emit_changed({"TransactionId"});
 }
 
@@ -492,13 +489,13 @@ void BusService::state_changed(const EventContext& at) {
 
 void BusService::participant_finished(const EventContext& at, std::string_view participant, Action action,
                                       const Outcome& outcome) {
-  if (at.txn == steps_txn_) hvvss::append_steps(&steps_, participant, action, outcome);
+  if (at.txn == txn_) hvvss::append_steps(&steps_, participant, action, outcome);
   update_frozen_since();
 }
 
 void BusService::transaction_finished(const EventContext& at, HvStatus status, Clock::duration took) {
   last_ = {at.txn, std::string(op_name(at.op)), std::string(status_name(status)), usec(took),
-           at.txn == steps_txn_ ? std::exchange(steps_, {}) : std::vector<Step>{}};
+           at.txn == txn_ ? std::exchange(steps_, {}) : std::vector<Step>{}};
   if (serving_)
     log_send_error(
         sd_bus_emit_signal(bus_, kBusPath, kBusInterface, "TransactionFinished", "ts", at.txn, last_.result.c_str()),

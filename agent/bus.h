@@ -93,10 +93,9 @@ class BusService final : public EngineObserver {
   sd_event_source* socket_watch_ = nullptr;
   std::list<std::unique_ptr<Authorization>> authorizations_;
 
-  uint64_t txn_ = 0;                // TransactionId
+  uint64_t txn_ = 0;                // TransactionId, whose steps steps_ holds
   uint64_t frozen_since_usec_ = 0;  // FrozenSinceUSec
   std::vector<Step> steps_;         // the current transaction's steps so far
-  uint64_t steps_txn_ = 0;
   struct Last {
     uint64_t id = 0;
     std::string op;
