@@ -193,6 +193,12 @@ BusService::~BusService() {
 void BusService::set_writers(WriterRegistry* registry, std::vector<uid_t> writer_uids) {
   writers_ = registry;
   writer_uids_ = std::move(writer_uids);
+  add_user(registry);
+}
+
+void BusService::add_user(BusUser* user) {
+  users_.push_back(user);
+  if (serving_) user->connected(bus_);
 }
 
 void BusService::start(TransactionEngine* engine, std::chrono::milliseconds max_hold) {
@@ -250,7 +256,7 @@ void BusService::on_name(sd_bus_message* reply) {
   backoff_ = kFirstRetry;
   said_unavailable_ = false;
   spdlog::info("D-Bus: serving {} on the system bus", kBusName);
-  if (writers_) writers_->connected(bus_);
+  for (BusUser* user : users_) user->connected(bus_);
 }
 
 void BusService::connection_failed(const Status& why, Retry retry) {
@@ -266,7 +272,8 @@ void BusService::connection_failed(const Status& why, Retry retry) {
 
 void BusService::drop_connection() {
   if (!bus_) return;
-  if (serving_ && writers_) writers_->connected(nullptr);
+  if (serving_)
+    for (BusUser* user : users_) user->connected(nullptr);
   serving_ = false;
   authorizations_.clear();  // their slots go with the bus; their calls are never answered
   name_slot_ = sd_bus_slot_unref(name_slot_);

@@ -7,6 +7,7 @@
 // the host with the other participants, and connects as soon as the bus (re)appears.
 #pragma once
 
+#include "agent/bus_user.h"
 #include "agent/dbus/names.h"
 #include "agent/event_loop.h"
 #include "agent/steps.h"
@@ -33,8 +34,11 @@ class BusService final : public EngineObserver {
   BusService(const BusService&) = delete;
   BusService& operator=(const BusService&) = delete;
 
-  // The writers plugin's registry, and the users besides root who may register writers.
+  // The writers plugin's registry, and the users besides root who may register writers. The
+  // registry is a bus user too.
   void set_writers(WriterRegistry* registry, std::vector<uid_t> writer_uids);
+  // `user` is handed the connection whenever the agent serves on one; it must outlive the service.
+  void add_user(BusUser* user);
   // Serves `engine` from now on: connects now, and again whenever the bus comes back.
   // `max_hold` bounds a test snapshot's hold (it must end before the automatic thaw).
   void start(TransactionEngine* engine, std::chrono::milliseconds max_hold);
@@ -79,6 +83,7 @@ class BusService final : public EngineObserver {
   TransactionEngine* engine_ = nullptr;
   std::unique_ptr<TestSnapshot> test_;
   WriterRegistry* writers_ = nullptr;
+  std::vector<BusUser*> users_;
   std::vector<uid_t> writer_uids_;
   std::chrono::milliseconds max_hold_{};
 

@@ -4,6 +4,7 @@
 // them on the bus connection the service hands it.
 #pragma once
 
+#include "agent/bus_user.h"
 #include "agent/status.h"
 
 #include <systemd/sd-bus.h>
@@ -23,12 +24,10 @@ struct WriterInfo {
   std::optional<std::chrono::microseconds> timeout;  // per call; nullopt: what the budget leaves
 };
 
-class WriterRegistry {
+// The connection it is handed (BusUser) is the one writers are reached on; every writer
+// registered on an earlier connection is dropped.
+class WriterRegistry : public BusUser {
  public:
-  virtual ~WriterRegistry() = default;
-  // The connection writers are reached on, or nullptr once it is gone; every writer registered
-  // on an earlier connection is dropped.
-  virtual void connected(sd_bus* bus) = 0;
   // Errors: Code::Exists (the name is taken), Code::InvalidArgument, Code::LimitExceeded.
   virtual Status add(const WriterInfo& writer) = 0;
   // `caller` is the caller's unique bus name; `privileged` callers may remove anyone's writer.
