@@ -1,0 +1,21 @@
+# shellcheck shell=bash
+# With the persistent journal on the frozen /, journald blocks, yet the agent keeps answering
+# (its logging never waits), and what it logged while frozen is in the journal after the thaw.
+check_journal_on_frozen_root() {
+  [ -d "/var/log/journal/$(cat /etc/machine-id)" ] || { why "the journal is not persistent"; return 1; }
+  local cursor
+  cursor=$(journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p')
+  sim_send HOT_BACKUP && sim_send FREEZE || return 1
+  frozen / || { why "/ is not frozen"; sim_send THAW; return 1; }
+  logger -t hv-vss-e2e "logged while / was frozen"
+  sim_send THAW || return 1
+  journalctl --sync
+  wait_for 30 journal_has "$cursor" 'op=THAW.*transaction finished' || {
+    why "the agent's THAW lines are not in the journal after the thaw"
+    return 1
+  }
+  note "$(journalctl -q --after-cursor "$cursor" -u "$AGENT" --grep 'op=THAW' -o cat | tail -2 | tr '\n' ' ')"
+  wait_for 30 logged_while_frozen "$cursor" || why "the line logger sent while / was frozen is missing"
+}
+logged_while_frozen() { journalctl -q --after-cursor "$1" -t hv-vss-e2e -o cat | grep -q 'while / was frozen'; }
+journal_has() { journalctl -q --after-cursor "$1" -u "$AGENT" -o cat | grep -qE "$2"; }
