@@ -7,7 +7,8 @@ check_journal_on_frozen_root() {
   cursor=$(journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p')
   sim_send HOT_BACKUP && sim_send FREEZE || return 1
   frozen / || { why "/ is not frozen"; sim_send THAW; return 1; }
-  logger -t hv-vss-e2e "logged while / was frozen"
+  local token="logged while / was frozen ($RANDOM$RANDOM)"
+  logger -t hv-vss-e2e "$token"
   sim_send THAW || return 1
   journalctl --sync
   wait_for 30 journal_has "$cursor" 'op=THAW.*transaction finished' || {
@@ -15,7 +16,7 @@ check_journal_on_frozen_root() {
     return 1
   }
   note "$(journalctl -q --after-cursor "$cursor" -u "$AGENT" --grep 'op=THAW' -o cat | tail -2 | tr '\n' ' ')"
-  wait_for 30 logged_while_frozen "$cursor" || why "the line logger sent while / was frozen is missing"
+  wait_for 30 in_journal "$token" || why "the line logger sent while / was frozen is missing"
 }
-logged_while_frozen() { journalctl -q --after-cursor "$1" -t hv-vss-e2e -o cat | grep -q 'while / was frozen'; }
+in_journal() { journalctl -q -b -o cat | grep -qF "$1"; }
 journal_has() { journalctl -q --after-cursor "$1" -u "$AGENT" -o cat | grep -qE "$2"; }
