@@ -7,6 +7,8 @@
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -17,7 +19,9 @@ namespace hvvss {
 namespace {
 
 constexpr size_t kReadBuffer = 256;  // larger than any frame, so oversized ones are seen whole
-constexpr std::string_view kVssClass = "misc";
+// The kernel's misc device, or a CUSE device of the same name: hv-vss-sim --cuse, which stands in
+// for the kernel where there is no VMBus (a VM under QEMU); only root can create one.
+constexpr std::array<std::string_view, 2> kVssClasses = {"misc", "cuse"};
 constexpr std::string_view kVssName = "vmbus/hv_vss";  // DEVNAME of /dev/vmbus/hv_vss
 
 Status open_error(const std::string& path, int err) {
@@ -84,7 +88,7 @@ Status identify(const std::string& path, dev_t rdev) {
     std::string_view line(uevent.data() + start, end - start);
     if (line.starts_with("DEVNAME=")) name = line.substr(8);
   }
-  if (device_class == kVssClass && name == kVssName) return {};
+  if (std::ranges::find(kVssClasses, device_class) != kVssClasses.end() && name == kVssName) return {};
   std::string what = name.empty() ? fmt::format("a character device ({}:{}) that sysfs does not know by name",
                                                 major(rdev), minor(rdev))
                                   : fmt::format("the character device /dev/{} ({}:{}, class {})", name, major(rdev),

@@ -4,6 +4,7 @@
 packages=(cmake g++ make pkg-config libsystemd-dev libspdlog-dev libfmt-dev libcli11-dev libinih-dev
           googletest libgtest-dev xfsprogs btrfs-progs e2fsprogs util-linux clang libclang-rt-14-dev dbus-daemon
           dbus-system-bus-common systemd  # the tests' private bus (and Debian's system.conf); busctl
+          libfuse3-dev                    # hv-vss-sim --cuse
           debhelper lintian rpm rpmlint file)  # tools/packages: dpkg-buildpackage, rpmbuild, their linters
 
 need_root() {

@@ -15,7 +15,8 @@ int run(int argc, char** argv) {
   for (const auto& [name, text] : scenario_help()) scenarios += fmt::format("\n  {:<24} {}", name, text);
   CLI::App app{
       "hv-vss-sim plays the Hyper-V host and the kernel's /dev/vmbus/hv_vss for a VSS daemon.\n"
-      "It listens on a SOCK_SEQPACKET socket (point the daemon's --device at it), runs a scenario,\n"
+      "It listens on a SOCK_SEQPACKET socket (point the daemon's --device at it), or presents a real\n"
+      "character device through CUSE (--cuse: /dev/vmbus/hv_vss, the daemon's default), runs a scenario,\n"
       "prints one line per event (JSON, or a sentence with --format text), and exits 1 if any reply\n"
       "was missing, late or wrong, or if the daemon wrote anything the kernel would reject (a second\n"
       "reply, say).\n"
@@ -24,7 +25,11 @@ int run(int argc, char** argv) {
       "hv-vss-sim"};
   Options options;
   std::vector<std::string> expect;
-  app.add_option("--socket", options.socket, "Socket path to listen on")->required();
+  auto* socket = app.add_option("--socket", options.socket, "Socket path to listen on");
+  app.add_flag("--cuse{vmbus/hv_vss}", options.cuse,
+               "Present the device as /dev/NAME through CUSE (root, modprobe cuse); --cuse=NAME, "
+               "default vmbus/hv_vss")
+      ->excludes(socket);
   app.add_option("scenario", options.scenario, "Scenario to run")->default_val("backup");
   app.add_option("count", options.count, "Repetitions for 'repeat'")->default_val(1)->check(CLI::PositiveNumber);
   app.add_option("--hold", options.hold_sec, "Seconds between the FREEZE reply and THAW")->default_val(1.0);
@@ -51,6 +56,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("hv-vss-sim ") + HV_VSS_VERSION);
   try {
     app.parse(argc, argv);
+    if (options.socket.empty() && options.cuse.empty()) throw CLI::RequiredError("--socket or --cuse");
     for (const auto& item : expect) {
       auto eq = item.find('=');
       if (eq == std::string::npos) throw CLI::ValidationError("--expect", "use OP=STATUS, e.g. FREEZE=HV_E_FAIL");

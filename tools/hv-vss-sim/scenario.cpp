@@ -1,4 +1,6 @@
 #include "tools/hv-vss-sim/scenario.h"
+#include "tools/hv-vss-sim/cuse_transport.h"
+#include "tools/hv-vss-sim/socket_transport.h"
 
 #include <fmt/format.h>
 
@@ -22,6 +24,17 @@ class Runner {
  public:
   Runner(const Options& options, KernelDevice& device, Timeline& timeline)
       : options_(options), device_(device), timeline_(timeline) {}
+
+  // Sends the operation named `name` (HOT_BACKUP, FREEZE, THAW, ...); false for an unknown name.
+  bool request(std::string_view name) {
+    for (int op = 0; op <= 255; ++op)
+      if (op_name(static_cast<uint8_t>(op)) == name) {
+        request(static_cast<Op>(op));
+        return true;
+      }
+    fail("unknown_op", fmt::format("no operation is called '{}'", name));
+    return false;
+  }
 
   void request(Op op) { send(request_frame(static_cast<uint8_t>(op)), std::string(op_name(static_cast<uint8_t>(op)))); }
   void raw(const std::vector<std::byte>& frame, const std::string& label) { send(frame, label, "HV_E_FAIL"); }
@@ -122,6 +135,7 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
       {"repeat", "the backup scenario COUNT times (with --reconnect-every K, the driver goes away after every K)"},
       {"freeze-no-thaw", "HOT_BACKUP, FREEZE, hold, then never THAW (the daemon must auto-thaw)"},
       {"idle", "no request at all: keeps a registered daemon connected for the hold"},
+      {"stdin", "one request per line on stdin, by name (HOT_BACKUP, FREEZE, THAW, ...), until EOF"},
       {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
       {"unknown-op", "operations the daemon does not handle (7, 42, 255: HV_E_FAIL), then a backup"},
       {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL; the daemon re-registers after each), then a backup"},
@@ -139,8 +153,13 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
 }
 
 int run_scenario(const Options& options, Timeline& timeline) {
-  KernelDevice device(options.socket, timeline);
-  if (auto e = device.listen(); !e.empty()) {
+  std::unique_ptr<Transport> transport;
+  if (options.cuse.empty())
+    transport = std::make_unique<SocketTransport>(options.socket, timeline);
+  else
+    transport = std::make_unique<CuseTransport>(options.cuse, timeline);
+  KernelDevice device(std::move(transport), timeline);
+  if (auto e = device.start(); !e.empty()) {
     timeline.event("error", {{"problem", Timeline::str(e)}});
     return 2;
   }
@@ -168,6 +187,8 @@ int run_scenario(const Options& options, Timeline& timeline) {
     run.hold();
   } else if (name == "idle") {
     run.hold();
+  } else if (name == "stdin") {
+    while (auto line = device.next_stdin_line()) run.request(*line);
   } else if (name == "thaw-idle") {
     run.request(Op::Thaw);
   } else if (name == "unknown-op") {

@@ -11,12 +11,13 @@
 namespace hvvss::sim {
 
 struct Options {
-  std::string socket;
+  std::string socket;  // the device is this SOCK_SEQPACKET socket ...
+  std::string cuse;    // ... or the CUSE character device /dev/<cuse>
   std::string scenario = "backup";
-  int count = 1;            // repeat N
-  int reconnect_every = 0;  // repeat: drop the daemon after every K backups (0: never)
-  double hold_sec = 1.0;    // between FREEZE and THAW
-  bool hold_stdin = false;  // hold until a line arrives on stdin instead
+  int count = 1;             // repeat N
+  int reconnect_every = 0;   // repeat: drop the daemon after every K backups (0: never)
+  double hold_sec = 1.0;     // between FREEZE and THAW
+  bool hold_stdin = false;   // hold until a line arrives on stdin instead
   bool start_stdin = false;  // once a daemon registered, wait for a line on stdin before the first request
   double reply_budget_sec = 15.0;
   double freeze_timeout_sec = 900.0;  // VSS_FREEZE_TIMEOUT

@@ -1,9 +1,6 @@
 #include "tools/hv-vss-sim/simulator.h"
 
 #include <fmt/format.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <algorithm>
 #include <cerrno>
@@ -19,107 +16,38 @@ int ms_until(Clock::time_point until) {
   return static_cast<int>(std::clamp<long long>(left + 1, 0, 1000));
 }
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+Exchange failed(Exchange::Kind kind, Clock::time_point sent) {
+  return {kind, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
+}
 }  // namespace
 
-KernelDevice::KernelDevice(std::string path, Timeline& timeline) : path_(std::move(path)), timeline_(timeline) {}
+KernelDevice::KernelDevice(std::unique_ptr<Transport> transport, Timeline& timeline)
+    : transport_(std::move(transport)), timeline_(timeline) {}
 
-KernelDevice::~KernelDevice() {
-  if (listen_fd_) unlink(path_.c_str());
-}
+std::string KernelDevice::start() { return transport_->start(*this); }
 
-std::string KernelDevice::listen() {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path_.size() >= sizeof addr.sun_path) return fmt::format("{}: path too long for a socket", path_);
-  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
-  listen_fd_ = UniqueFd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  unlink(path_.c_str());
-  if (!listen_fd_ || bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(listen_fd_.get(), 4) != 0)
-    return fmt::format("{}: {}", path_, std::strerror(errno));
-  timeline_.event("listening", {{"socket", Timeline::str(path_)}});
-  return {};
-}
-
-void KernelDevice::accept_client() {
-  UniqueFd fd(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!fd) return;
-  if (client_) {
-    // The device is exclusive: a second open() gets EBUSY.
+bool KernelDevice::on_open() {
+  if (open_) {
     timeline_.event("client_refused", {{"reason", Timeline::str("EBUSY: a daemon already has the device open")}});
-    return;
+    return false;
   }
-  client_ = std::move(fd);
+  open_ = true;
   registered_ = false;
   timeline_.event("client_connected");
+  return true;
 }
 
-void KernelDevice::close_client(std::string_view why, std::string_view event) {
-  if (!client_) return;
-  client_.reset();
+void KernelDevice::on_release(std::string_view why) {
+  // on_reset: a request still waiting for its reply is failed towards the host at once.
+  if (awaiting_reply_) outcome_ = failed(Exchange::Kind::Disconnected, sent_);
+  awaiting_reply_ = false;
+  open_ = false;
   registered_ = false;
   fake_thaw_queued_ = false;
-  timeline_.event(event, {{"reason", Timeline::str(why)}});
+  timeline_.event("client_closed", {{"reason", Timeline::str(why)}});
 }
 
-void KernelDevice::drop_daemon(std::string_view why) {
-  if (awaiting_reply_)
-    timeline_.event("request_failed", {{"reason", Timeline::str("the device was reset: the host got HV_E_FAIL")}});
-  awaiting_reply_ = false;
-  close_client(why, "device_destroyed");
-}
-
-void KernelDevice::on_client_frame(Wait what, Exchange* exchange, Clock::time_point sent, bool& done) {
-  std::byte buffer[256];
-  ssize_t n = recv(client_.get(), buffer, sizeof buffer, 0);
-  if (n <= 0) {
-    // Release: a pending transaction is failed towards the host at once (on_reset).
-    if (awaiting_reply_ && exchange) {
-      *exchange = {Exchange::Kind::Disconnected, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
-      awaiting_reply_ = false;
-      done = true;
-    }
-    close_client(n == 0 ? "daemon closed the device" : std::strerror(errno));
-    return;
-  }
-  auto reject = [&](std::string_view reason, std::string_view problem) {
-    report_rejection(reason, problem);
-    if (awaiting_reply_ && exchange) {
-      *exchange = {Exchange::Kind::Disconnected, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
-      awaiting_reply_ = false;
-      done = true;
-    }
-    close_client("a rejected write (a socket cannot return EINVAL)");
-  };
-  if (static_cast<size_t>(n) != kFrameSize)
-    return reject(fmt::format("Message size does not match length ({} bytes)", n), "a write that is not 12 bytes");
-  uint8_t op = static_cast<uint8_t>(buffer[0]);
-  if (op == static_cast<uint8_t>(Op::Register) || op == static_cast<uint8_t>(Op::Register1)) {
-    if (awaiting_reply_)
-      return reject("Got unexpected registration request", "a registration while a request waits for its reply");
-    if (op == static_cast<uint8_t>(Op::Register)) {
-      timeline_.event("register_legacy", {{"note", Timeline::str("REGISTER (128) never makes the device READY")}});
-      return;
-    }
-    uint32_t version = kKernelVersion;
-    send(client_.get(), &version, sizeof version, MSG_NOSIGNAL);
-    registered_ = true;
-    ++registrations_;
-    timeline_.event("registered", {{"version", std::to_string(version)}});
-    if (what == Wait::Registered && registrations_ >= wanted_registrations_) done = true;
-    return;
-  }
-  if (!awaiting_reply_)
-    return reject("Transaction not active",
-                  std::exchange(fake_thaw_queued_, false) ? "" : "a reply that no request waits for (a second reply?)");
-  Frame frame;
-  std::memcpy(frame.data(), buffer, kFrameSize);
-  awaiting_reply_ = false;
-  if (exchange) *exchange = {Exchange::Kind::Replied, reply_status(frame), reply_flags(frame), ms_since(sent)};
-  if (what == Wait::Reply) done = true;
-}
-
-void KernelDevice::report_rejection(std::string_view reason, std::string_view problem) {
+int KernelDevice::reject(std::string_view reason, std::string_view problem) {
   std::vector<Timeline::Field> fields = {{"reason", Timeline::str(reason)},
                                          {"errno", Timeline::str("EINVAL")},
                                          {"ok", Timeline::boolean(problem.empty())}};
@@ -130,77 +58,126 @@ void KernelDevice::report_rejection(std::string_view reason, std::string_view pr
     ++unexpected_rejections_;
   }
   timeline_.event("write_rejected", fields);
+  return EINVAL;
 }
 
-bool KernelDevice::pump(Clock::time_point until, Wait what, Exchange* exchange, Clock::time_point sent) {
-  bool done = false;
-  while (!done) {
-    if (Clock::now() >= until) return what == Wait::Until;
-    pollfd fds[3] = {{listen_fd_.get(), POLLIN, 0},
-                     {client_ ? client_.get() : -1, POLLIN, 0},
-                     {what == Wait::Stdin ? STDIN_FILENO : -1, POLLIN, 0}};
-    int ready = poll(fds, 3, ms_until(until));
+// The checks of the kernel's on_msg, in its order (PROTOCOL.md §2.4).
+int KernelDevice::on_write(std::span<const std::byte> frame) {
+  if (frame.size() != kFrameSize)
+    return reject(fmt::format("Message size does not match length ({} bytes)", frame.size()),
+                  "a write that is not 12 bytes");
+  uint8_t op = static_cast<uint8_t>(frame[0]);
+  if (op == static_cast<uint8_t>(Op::Register) || op == static_cast<uint8_t>(Op::Register1)) {
+    if (awaiting_reply_)
+      return reject("Got unexpected registration request", "a registration while a request waits for its reply");
+    if (op == static_cast<uint8_t>(Op::Register)) {
+      timeline_.event("register_legacy", {{"note", Timeline::str("REGISTER (128) never makes the device READY")}});
+      return 0;
+    }
+    static const uint32_t version = kKernelVersion;
+    // READY once the daemon has read the version (the kernel's on_read callback).
+    bool queued = transport_->deliver(std::as_bytes(std::span(&version, 1)), [this] {
+      registered_ = true;
+      ++registrations_;
+      timeline_.event("registered", {{"version", std::to_string(version)}});
+    });
+    return queued ? 0 : EFAULT;
+  }
+  if (!awaiting_reply_)
+    return reject("Transaction not active",
+                  std::exchange(fake_thaw_queued_, false) ? "" : "a reply that no request waits for (a second reply?)");
+  Frame reply;
+  std::memcpy(reply.data(), frame.data(), kFrameSize);
+  awaiting_reply_ = false;
+  outcome_ = Exchange{Exchange::Kind::Replied, reply_status(reply), reply_flags(reply), ms_since(sent_)};
+  return 0;
+}
+
+bool KernelDevice::pump(Clock::time_point until, const std::function<bool()>& done, std::optional<std::string>* line) {
+  std::vector<pollfd> fds;
+  while (!done()) {
+    if (Clock::now() >= until || !transport_->failure().empty()) return false;
+    fds.assign({{line ? STDIN_FILENO : -1, POLLIN, 0}});
+    transport_->add_pollfds(fds);
+    int ready = poll(fds.data(), fds.size(), ms_until(until));
     if (ready < 0 && errno != EINTR) return false;
     if (ready <= 0) continue;
-    if (fds[0].revents & POLLIN) accept_client();
-    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) on_client_frame(what, exchange, sent, done);
-    if (fds[2].revents & (POLLIN | POLLHUP)) {
-      std::string line;
-      std::getline(std::cin, line);
+    if (fds[0].revents & (POLLIN | POLLHUP)) {
+      std::string text;
+      if (std::getline(std::cin, text))
+        *line = std::move(text);
+      else
+        line->reset();
       return true;
     }
+    transport_->dispatch(std::span(fds).subspan(1));
   }
   return true;
+}
+
+void KernelDevice::drain() {
+  std::vector<pollfd> fds;
+  while (transport_->failure().empty()) {
+    fds.clear();
+    transport_->add_pollfds(fds);
+    if (poll(fds.data(), fds.size(), 0) <= 0) return;
+    transport_->dispatch(fds);
+  }
 }
 
 bool KernelDevice::wait_for_daemon(Clock::duration timeout, uint64_t count) {
-  if (registered_ && registrations_ >= count) return true;
-  wanted_registrations_ = count;
-  return pump(Clock::now() + timeout, Wait::Registered);
-}
-
-void KernelDevice::drain_client() {
-  bool done = false;
-  while (client_) {
-    pollfd fd{client_.get(), POLLIN, 0};
-    if (poll(&fd, 1, 0) <= 0) return;
-    on_client_frame(Wait::Until, nullptr, {}, done);
-  }
+  return pump(Clock::now() + timeout, [&] { return registered_ && registrations_ >= count; });
 }
 
 bool KernelDevice::queue(const std::vector<std::byte>& frame, std::string_view op) {
-  drain_client();  // a frame written before this request cannot be its reply
+  drain();  // a frame written before this request cannot be its reply
   if (!registered_) return false;
   timeline_.event("request", {{"op", Timeline::str(op)}, {"bytes", std::to_string(frame.size())}});
-  send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
+  // USERSPACE_REQ (and the timeout) before the message is queued, as vss_send_op does.
   awaiting_reply_ = true;
-  return true;
+  sent_ = Clock::now();
+  outcome_.reset();
+  if (transport_->deliver(frame)) return true;
+  awaiting_reply_ = false;  // "VSS: failed to communicate to the daemon": the host gets HV_E_FAIL
+  timeline_.event("request_failed", {{"reason", Timeline::str("a message is still queued for the daemon")}});
+  return false;
 }
 
 Exchange KernelDevice::transact(const std::vector<std::byte>& frame, std::string_view op, Clock::duration timeout) {
-  Exchange exchange;
-  auto sent = Clock::now();
   if (!queue(frame, op)) {
     // No daemon: the kernel answers HV_E_FAIL itself.
-    exchange.status = static_cast<uint32_t>(HvStatus::Fail);
-    return exchange;
+    return {Exchange::Kind::NoDaemon, static_cast<uint32_t>(HvStatus::Fail), 0, 0};
   }
-  if (!pump(sent + timeout, Wait::Reply, &exchange, sent) && awaiting_reply_) {
-    // "VSS: timeout waiting for daemon to reply": the host gets HV_E_FAIL, state READY.
-    awaiting_reply_ = false;
-    exchange = {Exchange::Kind::Timeout, static_cast<uint32_t>(HvStatus::Fail), 0, ms_since(sent)};
-  }
-  return exchange;
+  if (pump(sent_ + timeout, [&] { return outcome_.has_value(); })) return *outcome_;
+  // "VSS: timeout waiting for daemon to reply": the host gets HV_E_FAIL, state READY.
+  awaiting_reply_ = false;
+  return failed(Exchange::Kind::Timeout, sent_);
 }
 
-void KernelDevice::hold(Clock::duration duration) { pump(Clock::now() + duration, Wait::Until); }
+void KernelDevice::hold(Clock::duration duration) {
+  pump(Clock::now() + duration, [] { return false; });
+}
 
-void KernelDevice::hold_until_stdin() { pump(Clock::time_point::max(), Wait::Stdin); }
+void KernelDevice::hold_until_stdin() { next_stdin_line(); }
+
+std::optional<std::string> KernelDevice::next_stdin_line() {
+  std::optional<std::string> line;
+  pump(
+      Clock::time_point::max(), [] { return false; }, &line);
+  return line;
+}
+
+void KernelDevice::drop_daemon(std::string_view why) {
+  if (awaiting_reply_)
+    timeline_.event("request_failed", {{"reason", Timeline::str("the device was reset: the host got HV_E_FAIL")}});
+  awaiting_reply_ = false;
+  timeline_.event("device_destroyed", {{"reason", Timeline::str(why)}});
+  transport_->destroy();
+}
 
 void KernelDevice::queue_fake_thaw() {
-  if (!client_) return;
   Frame frame = encode_request(static_cast<uint8_t>(Op::Thaw));
-  send(client_.get(), frame.data(), frame.size(), MSG_NOSIGNAL);
+  if (!transport_->deliver(frame)) return;
   awaiting_reply_ = false;  // hv_vss_pre_suspend forces READY: the reply will be rejected
   fake_thaw_queued_ = true;
   timeline_.event("fake_thaw", {{"note", Timeline::str("hibernation: THAW queued with the state forced to READY")}});

@@ -1,0 +1,121 @@
+# shellcheck shell=bash
+# Helpers for the guest checks. Everything they write goes to /run (tmpfs): the root filesystem
+# is frozen during some checks, and a write there would block until the thaw.
+E2E=/run/e2e
+PAYLOAD=$E2E/payload
+export TMPDIR=$E2E/tmp  # here-documents and mktemp must not touch a frozen /
+mkdir -p "$TMPDIR"
+MOUNTS=(/ /mnt/ext4 /mnt/xfs)  # what the backup checks expect frozen
+SIM_OUT=$E2E/sim.out SIM_IN=$E2E/sim.in SIM_PID=''
+AGENT=hv-vss-agent.service
+
+# why TEXT: what a check saw instead of the behaviour it names; returns 1, so `cmd || why ...` fails.
+why() {
+  WHY="$*"
+  export WHY
+  return 1
+}
+note() { echo "    $*"; }
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$(now)" -v b="$1" 'BEGIN{printf "%.1f", a-b}'; }
+uptime_of() { awk -v us="$(systemctl show -P ActiveEnterTimestampMonotonic "$1")" 'BEGIN{printf "%.1fs", us/1e6}'; }
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds (0) or time is up (1).
+wait_for() {
+  local until
+  until=$(awk -v a="$(now)" -v b="$1" 'BEGIN{print a+b}')
+  shift
+  until "$@"; do
+    awk -v a="$(now)" -v b="$until" 'BEGIN{exit !(a<b)}' || return 1
+    sleep 0.1
+  done
+}
+
+# The project's package: the .deb if the payload has one, else the `cmake --install` tarball.
+install_package() {
+  local deb
+  deb=$(find "$PAYLOAD/package" -name 'hv-vss-agent_*.deb' | head -1)
+  if [ -n "$deb" ]; then
+    apt-get install -y -q --no-install-recommends "$deb"
+  else
+    # /lib and /sbin are symlinks into /usr (merged /usr): keep them so.
+    tar --keep-directory-symlink -xf "$PAYLOAD/package/hv-vss-agent.tar" -C / && systemctl daemon-reload &&
+      udevadm control --reload
+  fi
+}
+remove_package() {
+  if dpkg -s hv-vss-agent >/dev/null 2>&1; then
+    apt-get purge -y -q hv-vss-agent
+  else
+    systemctl disable --now "$AGENT" || return 1
+    tar -tf "$PAYLOAD/package/hv-vss-agent.tar" | grep -v '/$' | sed 's|^\./|/|' | xargs rm -f
+    rm -rf /etc/hv-vss
+    systemctl daemon-reload
+  fi
+}
+
+# The simulator plays the host through /dev/vmbus/hv_vss (CUSE), one request per line on its stdin.
+sim_start() {
+  rm -f "$SIM_IN" "$SIM_OUT"
+  mkfifo "$SIM_IN"
+  exec 7<>"$SIM_IN"  # held open: the simulator sees EOF only when sim_stop closes it
+  hv-vss-sim --cuse stdin --wait-daemon 900 --freeze-timeout 60 --timeout 30 <"$SIM_IN" >"$SIM_OUT" 2>"$E2E/sim.err" 7>&- &
+  SIM_PID=$!
+}
+sim_stop() {  # closes the simulator's stdin; it then reports its verdict and exits
+  [ -n "$SIM_PID" ] || return 0
+  exec 7>&-
+  local rc=0
+  wait_for 60 sim_exited || { kill "$SIM_PID"; rc=1; }
+  wait "$SIM_PID" || rc=$?
+  SIM_PID=''
+  return "$rc"
+}
+sim_exited() { ! kill -0 "$SIM_PID" 2>/dev/null; }
+sim_count() { grep -c "\"event\":\"$1\"" "$SIM_OUT"; }
+sim_count_above() { [ "$(sim_count "$1")" -gt "$2" ]; }
+# sim_send OP: sends one request and waits for its reply; REPLY is the reply's status.
+sim_send() {
+  local before
+  before=$(sim_count reply)
+  echo "$1" >&7
+  REPLY=''
+  wait_for 60 sim_count_above reply "$before" || { why "no reply to $1 within 60 s"; return 1; }
+  REPLY=$(grep '"event":"reply"' "$SIM_OUT" | tail -1 | sed -n 's/.*"status":"\([^"]*\)".*/\1/p')
+  [ "$REPLY" = HV_S_OK ] || { why "$1 was answered ${REPLY:-nothing}"; return 1; }
+}
+# Registrations of a daemon with the simulated device so far.
+registrations() { sim_count registered; }
+
+# frozen MOUNT: true if someone else holds MOUNT frozen: FIFREEZE then fails with EBUSY. Should it
+# succeed instead, the probe itself froze the filesystem, and thaws it at once.
+frozen() {
+  local out
+  if out=$(fsfreeze -f "$1" 2>&1); then
+    fsfreeze -u "$1"
+    return 1
+  fi
+  [[ $out == *busy* ]]
+}
+# writable MOUNT [SECONDS]: a file can be created on MOUNT within SECONDS (10); a write to a frozen
+# filesystem blocks until it is thawed.
+writable() {
+  local file=$1/.e2e-probe-$RANDOM
+  touch "$file" & local pid=$!
+  wait_for "${2:-10}" exited "$pid" || return 1
+  wait "$pid" && rm -f "$file"
+}
+exited() { ! kill -0 "$1" 2>/dev/null; }
+# Every mount of MOUNTS for which PREDICATE holds; `why` names the others.
+all_mounts() {  # PREDICATE DESCRIPTION
+  local m bad=()
+  for m in "${MOUNTS[@]}"; do "$1" "$m" || bad+=("$m"); done
+  [ ${#bad[@]} -eq 0 ] || { why "not $2: ${bad[*]}"; return 1; }
+}
+
+# Whatever happens, the VM must not stay frozen: the results still have to be written.
+thaw_everything() {
+  local m
+  for m in /mnt/* /; do fsfreeze -u "$m" 2>/dev/null; done
+  return 0
+}
