@@ -5,7 +5,7 @@ packages=(cmake g++ make pkg-config libsystemd-dev libspdlog-dev libfmt-dev libc
           googletest libgtest-dev xfsprogs btrfs-progs e2fsprogs util-linux clang libclang-rt-14-dev dbus-daemon
           dbus-system-bus-common systemd  # the tests' private bus (and Debian's system.conf); busctl
           libfuse3-dev                    # hv-vss-sim --cuse
-          debhelper lintian rpm rpmlint file)  # tools/packages: dpkg-buildpackage, rpmbuild, their linters
+          debhelper lintian rpm rpmlint file elfutils)  # tools/packages: the builds, their linters
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (it mounts and freezes scratch filesystems)" >&2; exit 1; }

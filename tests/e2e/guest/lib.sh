@@ -31,27 +31,12 @@ wait_for() {
   done
 }
 
-# The project's package: the .deb if the payload has one, else the `cmake --install` tarball.
+# The project's package: the .deb in the payload.
 install_package() {
-  local deb
-  deb=$(find "$PAYLOAD/package" -name 'hv-vss-agent_*.deb' | head -1)
-  if [ -n "$deb" ]; then
-    apt-get install -y -q --no-install-recommends "$deb"
-  else
-    # /lib and /sbin are symlinks into /usr (merged /usr): keep them so.
-    tar --keep-directory-symlink -xf "$PAYLOAD/package/hv-vss-agent.tar" -C / && systemctl daemon-reload &&
-      udevadm control --reload
-  fi
+  apt-get install -y -q --no-install-recommends "$PAYLOAD"/package/hv-vss-agent_*.deb
 }
 remove_package() {
-  if dpkg -s hv-vss-agent >/dev/null 2>&1; then
-    apt-get purge -y -q hv-vss-agent
-  else
-    systemctl disable --now "$AGENT" || return 1
-    tar -tf "$PAYLOAD/package/hv-vss-agent.tar" | grep -v '/$' | sed 's|^\./|/|' | xargs rm -f
-    rm -rf /etc/hv-vss
-    systemctl daemon-reload
-  fi
+  apt-get purge -y -q hv-vss-agent
 }
 
 # The simulator plays the host through /dev/vmbus/hv_vss (CUSE), one request per line on its stdin.

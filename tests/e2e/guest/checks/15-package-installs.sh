@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The project's package installs (the .deb once it exists, see lib.sh).
+# The project's .deb installs.
 check_package_installs() {
   install_package || { why "installing the package failed"; return 1; }
   [ -x /usr/sbin/hv-vss-agent ] || why "no /usr/sbin/hv-vss-agent after the install" || return 1
