@@ -3,6 +3,7 @@
 #include "tools/hv-vss-sim/socket_transport.h"
 
 #include <fmt/format.h>
+#include <sstream>
 
 namespace hvvss::sim {
 
@@ -25,11 +26,12 @@ class Runner {
   Runner(const Options& options, KernelDevice& device, Timeline& timeline)
       : options_(options), device_(device), timeline_(timeline) {}
 
-  // Sends the operation named `name` (HOT_BACKUP, FREEZE, THAW, ...); false for an unknown name.
-  bool request(std::string_view name) {
+  // Sends the operation named `name` (HOT_BACKUP, FREEZE, THAW, ...) and expects `expected` (or
+  // what --expect says, HV_S_OK by default); false for an unknown name.
+  bool request(std::string_view name, const std::string& expected = {}) {
     for (int op = 0; op <= 255; ++op)
       if (op_name(static_cast<uint8_t>(op)) == name) {
-        request(static_cast<Op>(op));
+        send(request_frame(static_cast<uint8_t>(op)), std::string(name), expected);
         return true;
       }
     fail("unknown_op", fmt::format("no operation is called '{}'", name));
@@ -135,7 +137,9 @@ const std::vector<std::pair<std::string, std::string>>& scenario_help() {
       {"repeat", "the backup scenario COUNT times (with --reconnect-every K, the driver goes away after every K)"},
       {"freeze-no-thaw", "HOT_BACKUP, FREEZE, hold, then never THAW (the daemon must auto-thaw)"},
       {"idle", "no request at all: keeps a registered daemon connected for the hold"},
-      {"stdin", "one request per line on stdin, by name (HOT_BACKUP, FREEZE, THAW, ...), until EOF"},
+      {"stdin",
+       "one request per line on stdin, by name (HOT_BACKUP, FREEZE, THAW, ...) and optionally the status "
+       "expected (FREEZE HV_E_FAIL), until EOF"},
       {"thaw-idle", "a THAW with nothing frozen (must be answered HV_S_OK)"},
       {"unknown-op", "operations the daemon does not handle (7, 42, 255: HV_E_FAIL), then a backup"},
       {"bad-frame", "frames of 5 and 20 bytes (HV_E_FAIL; the daemon re-registers after each), then a backup"},
@@ -188,7 +192,12 @@ int run_scenario(const Options& options, Timeline& timeline) {
   } else if (name == "idle") {
     run.hold();
   } else if (name == "stdin") {
-    while (auto line = device.next_stdin_line()) run.request(*line);
+    while (auto line = device.next_stdin_line()) {
+      std::istringstream words(*line);
+      std::string op, expected;
+      words >> op >> expected;
+      run.request(op, expected);
+    }
   } else if (name == "thaw-idle") {
     run.request(Op::Thaw);
   } else if (name == "unknown-op") {

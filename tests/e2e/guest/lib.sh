@@ -59,15 +59,16 @@ sim_stop() {  # closes the simulator's stdin; it then reports its verdict and ex
 sim_exited() { ! kill -0 "$SIM_PID" 2>/dev/null; }
 sim_count() { grep -c "\"event\":\"$1\"" "$SIM_OUT"; }
 sim_count_above() { [ "$(sim_count "$1")" -gt "$2" ]; }
-# sim_send OP: sends one request and waits for its reply; REPLY is the reply's status.
+# sim_send OP [STATUS]: sends one request and waits for its reply, which must be STATUS (HV_S_OK);
+# REPLY is the reply's status.
 sim_send() {
-  local before
+  local before expected=${2:-HV_S_OK}
   before=$(sim_count reply)
-  echo "$1" >&7
+  echo "$1 $expected" >&7
   REPLY=''
   wait_for 60 sim_count_above reply "$before" || { why "no reply to $1 within 60 s"; return 1; }
   REPLY=$(grep '"event":"reply"' "$SIM_OUT" | tail -1 | sed -n 's/.*"status":"\([^"]*\)".*/\1/p')
-  [ "$REPLY" = HV_S_OK ] || { why "$1 was answered ${REPLY:-nothing}"; return 1; }
+  [ "$REPLY" = "$expected" ] || { why "$1 was answered ${REPLY:-nothing}, not $expected"; return 1; }
 }
 # Registrations of a daemon with the simulated device so far.
 registrations() { sim_count registered; }
