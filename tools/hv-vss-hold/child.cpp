@@ -141,7 +141,7 @@ bool ChildProcess::reap(std::string* how) {
     return false;
   }
   if (WIFSIGNALED(status)) {
-    *how = fmt::format("was killed by signal {} ({})", WTERMSIG(status), sigabbrev_np(WTERMSIG(status)));
+    *how = fmt::format("was killed by signal {} (SIG{})", WTERMSIG(status), sigabbrev_np(WTERMSIG(status)));
     return false;
   }
   *how = fmt::format("exited with status {}", WEXITSTATUS(status));

@@ -31,9 +31,10 @@ constexpr const char* kDescription =
 constexpr const char* kFooter =
     "Presets (their statements can be replaced with --lock and --unlock, their client with --client):\n"
     "  mariadb     mariadb --batch --skip-column-names --unbuffered\n"
-    "              BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT / BACKUP STAGE END\n"
+    "              [SET SESSION lock_wait_timeout = TIMEOUT+1;] BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT\n"
+    "              / BACKUP STAGE END\n"
     "  mysql       mysql --batch --skip-column-names --unbuffered\n"
-    "              FLUSH TABLES WITH READ LOCK / UNLOCK TABLES\n"
+    "              [SET SESSION lock_wait_timeout = TIMEOUT+1;] FLUSH TABLES WITH READ LOCK / UNLOCK TABLES\n"
     "  postgresql  psql --no-psqlrc --quiet --no-align --tuples-only --no-password --set=ON_ERROR_STOP=1\n"
     "              SELECT pg_backup_start('hv-vss-hold', true) / SELECT lsn FROM pg_backup_stop(false)\n"
     "Exit status: 0 after the unlock was confirmed and the client exited 0; 1 on any failure (the client\n"
@@ -41,7 +42,7 @@ constexpr const char* kFooter =
 
 struct Options {
   Request request;
-  std::chrono::milliseconds timeout{10000}, unlock_timeout{30000};
+  std::chrono::milliseconds unlock_timeout{30000};
 };
 
 int fail(const Status& status) {
@@ -79,14 +80,13 @@ int run(const Options& options) {
     session.abort();
     return fail(status);
   };
-  if (Status s = session.confirm("lock", plan.lock, "locked", options.timeout, Session::OnSignal::Stop); !s)
+  if (Status s = session.confirm("lock", plan.lock, "locked", options.request.timeout, Session::OnSignal::Stop); !s)
     return abort(s);
   Notifier notifier;
   if (Status s = notifier.ready(holding); !s) return abort(s);
   if (Status s = session.hold(); !s) return abort(s);
   notifier.stopping(fmt::format("unlocking: {}", plan.unlock));
-  if (Status s = session.confirm("unlock", plan.unlock, "unlocked", options.unlock_timeout,
-                                 Session::OnSignal::Ignore);
+  if (Status s = session.confirm("unlock", plan.unlock, "unlocked", options.unlock_timeout, Session::OnSignal::Ignore);
       !s)
     return abort(s);
   if (Status s = session.close(options.unlock_timeout); !s) return fail(s);
@@ -108,13 +108,13 @@ void add_duration(CLI::App& app, const std::string& flag, std::chrono::milliseco
 std::optional<int> parse(int argc, char** argv, Options* options) {
   CLI::App app{kDescription, "hv-vss-hold"};
   app.footer(kFooter);
-  app.add_option("--lock", options->request.lock, "The lock statement(s), instead of the preset's")
-      ->option_text("SQL");
+  app.add_option("--lock", options->request.lock, "The lock statement(s), instead of the preset's")->option_text("SQL");
   app.add_option("--unlock", options->request.unlock, "The unlock statement(s), instead of the preset's")
       ->option_text("SQL");
-  app.add_option("--client", options->request.client, "The client program, instead of the preset's (or the one after --)")
+  app.add_option("--client", options->request.client,
+                 "The client program, instead of the preset's (or the one after --)")
       ->option_text("PROGRAM");
-  add_duration(app, "--timeout", &options->timeout,
+  add_duration(app, "--timeout", &options->request.timeout,
                "How long the lock may take to be confirmed (default 10s; 500ms, 2min)");
   add_duration(app, "--unlock-timeout", &options->unlock_timeout,
                "How long the unlock, and then the client's exit, may each take (default 30s)");

@@ -1,5 +1,6 @@
 #include "tools/hv-vss-hold/preset.h"
 
+#include <fmt/format.h>
 #include <cstdlib>
 
 namespace hvvss::hold {
@@ -14,19 +15,22 @@ const std::vector<Preset>& presets() {
        {"--batch", "--skip-column-names", "--unbuffered"},
        {},
        "BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT",
-       "BACKUP STAGE END"},
+       "BACKUP STAGE END",
+       "SET SESSION lock_wait_timeout = {}"},
       {"mysql",
        "mysql",
        {"--batch", "--skip-column-names", "--unbuffered"},
        {},
        "FLUSH TABLES WITH READ LOCK",
-       "UNLOCK TABLES"},
+       "UNLOCK TABLES",
+       "SET SESSION lock_wait_timeout = {}"},
       {"postgresql",
        "psql",
        {"--no-psqlrc", "--quiet", "--no-align", "--tuples-only", "--no-password", "--set=ON_ERROR_STOP=1"},
        {"PGAPPNAME=hv-vss-hold"},
        "SELECT pg_backup_start('hv-vss-hold', true)",
-       "SELECT lsn FROM pg_backup_stop(false)"},
+       "SELECT lsn FROM pg_backup_stop(false)",
+       {}},
   };
   return all;
 }
@@ -48,6 +52,10 @@ Status make_plan(const Request& request, Plan* plan) {
     for (std::string_view entry : preset.env)
       if (!std::getenv(std::string(entry.substr(0, entry.find('='))).c_str())) p.env.emplace_back(entry);
     p.lock = request.lock.value_or(std::string(preset.lock));
+    if (!preset.lock_wait_limit.empty()) {
+      auto seconds = std::chrono::ceil<std::chrono::seconds>(request.timeout).count() + 1;
+      p.lock = fmt::format("{}; {}", fmt::format(fmt::runtime(preset.lock_wait_limit), seconds), p.lock);
+    }
     p.unlock = request.unlock.value_or(std::string(preset.unlock));
     *plan = std::move(p);
     return {};

@@ -7,6 +7,7 @@
 
 #include "agent/status.h"
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,10 @@ struct Preset {
   std::vector<std::string_view> flags;  // after the caller's client arguments
   std::vector<std::string_view> env;    // NAME=value, set unless the variable is set already
   std::string_view lock, unlock;
+  // Sent before the lock: makes the server itself give up waiting for the lock ({} = seconds) a
+  // little after hv-vss-hold does, so that a lock request whose client was killed at the timeout
+  // does not linger on the server (MariaDB keeps waiting for a lock after the client is gone).
+  std::string_view lock_wait_limit;
 };
 
 const std::vector<Preset>& presets();
@@ -29,6 +34,7 @@ struct Request {
   std::optional<std::string> preset;
   std::vector<std::string> args;  // the client's arguments; without a preset, the whole command line
   std::optional<std::string> client, lock, unlock;
+  std::chrono::milliseconds timeout{10000};  // for the lock
 };
 
 struct Plan {

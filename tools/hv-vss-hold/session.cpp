@@ -51,10 +51,9 @@ Status Session::confirm(std::string_view what, std::string_view sql, std::string
     case Wake::Confirmed: say("{}: confirmed", what); return {};
     case Wake::Signalled: return Status::errorf("stopped before the {} statement ({}) was confirmed", what, statement);
     case Wake::Exited:
-      return Status::errorf("{} statement failed ({}): {} {}; it said: {}", what, statement, client_->name(),
-                            exit_how_, what_the_client_said());
-    case Wake::Failed:
-      return Status::errorf("{} statement failed ({}): {}", what, statement, what_the_client_said());
+      return Status::errorf("{} statement failed ({}): {} {}; it said: {}", what, statement, client_->name(), exit_how_,
+                            what_the_client_said());
+    case Wake::Failed: return Status::errorf("{} statement failed ({}): {}", what, statement, what_the_client_said());
     case Wake::TimedOut:
       return Status::errorf("{} statement not confirmed within {} ({}); {} said: {}", what, describe(timeout),
                             statement, client_->name(), what_the_client_said());
@@ -66,11 +65,10 @@ Status Session::hold() {
   switch (wait(std::nullopt, std::nullopt, OnSignal::Stop)) {
     case Wake::Signalled: return {};
     case Wake::Exited:
-      return Status::errorf("{} {} while holding the lock, which ended with its session; it said: {}",
+      return Status::errorf("{} {} while holding the lock (the lock ended with its session); it said: {}",
                             client_->name(), exit_how_, what_the_client_said());
     default:
-      return Status::errorf("{} reported an error while holding the lock: {}", client_->name(),
-                            what_the_client_said());
+      return Status::errorf("{} reported an error while holding the lock: {}", client_->name(), what_the_client_said());
   }
 }
 

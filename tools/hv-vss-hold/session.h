@@ -31,13 +31,14 @@ bool looks_like_error(std::string_view line);
 class Session {
  public:
   // `stop_signals`: a signalfd that becomes readable when hv-vss-hold is told to stop.
-  Session(std::unique_ptr<ChildProcess> client, int stop_signals) : client_(std::move(client)), signals_(stop_signals) {}
+  Session(std::unique_ptr<ChildProcess> client, int stop_signals)
+      : client_(std::move(client)), signals_(stop_signals) {}
 
   enum class OnSignal { Stop, Ignore };
   // Runs `sql` and waits for the marker `word` ("locked": hv-vss-hold:locked) until `timeout`;
   // `what` names the step in messages ("lock"). With OnSignal::Stop a stop signal fails the step.
-  Status confirm(std::string_view what, std::string_view sql, std::string_view word,
-                 std::chrono::milliseconds timeout, OnSignal on_signal);
+  Status confirm(std::string_view what, std::string_view sql, std::string_view word, std::chrono::milliseconds timeout,
+                 OnSignal on_signal);
   // Waits for a stop signal with the session open; fails if the client exits or reports an error.
   Status hold();
   // Closes the client's stdin and waits up to `timeout` for it to exit (then kills it); fails unless
@@ -61,7 +62,7 @@ class Session {
   bool stdout_open_ = true, stderr_open_ = true;
   LineSplitter stdout_lines_, stderr_lines_;
   std::deque<std::string> said_, errors_;  // the client's last stderr lines, and its last error lines
-  std::string exit_how_;          // "exited with status 1", once it has exited
+  std::string exit_how_;                   // "exited with status 1", once it has exited
   bool exited_ok_ = false;
 };
 
