@@ -69,18 +69,52 @@ class MariaDbHoldTest : public ::testing::TestWithParam<std::string> {
     return "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for backup lock' AND INFO LIKE "
            "'INSERT%'";
   }
+  // Another session takes what the preset's lock waits for: another backup for BACKUP STAGE, a
+  // table's write lock for FLUSH TABLES WITH READ LOCK.
+  std::unique_ptr<Process> block() {
+    auto blocker = std::make_unique<Process>(
+        with({"mariadb"}, with(db_->client_args(), {"--batch", "--skip-column-names", "--unbuffered"})),
+        db_->dir() + "/blocker.err", true);
+    blocker->write_stdin(
+        std::string(backup_stage() ? "BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT" : "LOCK TABLES t.innodb WRITE") +
+        "; SELECT 'held';");
+    EXPECT_EQ(blocker->read_line(), "held");
+    return blocker;
+  }
+  void unblock(Process& blocker) {
+    blocker.write_stdin(std::string(backup_stage() ? "BACKUP STAGE END" : "UNLOCK TABLES") + "; SELECT 'released';");
+    EXPECT_EQ(blocker.read_line(), "released");
+  }
+  bool backup_stage() const { return GetParam() == "mariadb"; }
+  // hv-vss-hold's lock request waits for the blocker.
+  std::string waiting_lock() const {
+    return std::string(
+               "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for backup lock' "
+               "AND INFO = '") +
+           (backup_stage() ? "BACKUP STAGE START" : "FLUSH TABLES WITH READ LOCK") + "'";
+  }
   std::unique_ptr<PrivateMariaDb> db_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Presets, MariaDbHoldTest, ::testing::Values("mariadb", "mysql"));
 
 TEST_P(MariaDbHoldTest, ReadyOnlyOnceLockedThenInsertsWaitUntilSigtermUnlocks) {
+  auto blocker = block();
   auto hold = start();
+  // While its lock request waits (as the server shows), nothing has been said to systemd.
+  ASSERT_TRUE(db_->eventually(waiting_lock(), "1")) << db_->query("SHOW PROCESSLIST");
+  EXPECT_FALSE(hold->notify().receive(std::chrono::milliseconds(0)));
+  unblock(*blocker);
   auto ready = hold->notify().receive();
   ASSERT_TRUE(ready) << hold->said();
   EXPECT_NE(ready->find("READY=1"), std::string::npos) << *ready;
   EXPECT_NE(ready->find("STATUS=holding: "), std::string::npos) << *ready;
-  // READY=1 came: from now on writes to both engines wait for the lock, as the server shows.
+  // The lock is held as READY=1 arrives: a write that may not wait for locks fails at once.
+  auto probe = db_->start_query("SET STATEMENT lock_wait_timeout = 0 FOR INSERT INTO t.innodb VALUES (1)", "probe");
+  EXPECT_EQ(probe->wait(), 1);
+  EXPECT_NE(read_file(db_->dir() + "/probe.err").find("ERROR 1205"), std::string::npos)
+      << read_file(db_->dir() + "/probe.err");
+  // Writes to both engines wait for the lock, as the server shows.
   auto innodb = db_->start_query("INSERT INTO t.innodb VALUES (1)", "insert-innodb");
   auto myisam = db_->start_query("INSERT INTO t.myisam VALUES (1)", "insert-myisam");
   ASSERT_TRUE(db_->eventually(waiting_inserts(), "2")) << db_->query("SHOW PROCESSLIST");
@@ -120,15 +154,7 @@ TEST_P(MariaDbHoldTest, ClientDyingWhileHoldingFailsAtOnceAndTheLockIsGone) {
 }
 
 TEST_P(MariaDbHoldTest, LockTimeoutFailsAndTheServerDropsTheRequest) {
-  // Another session holds what the preset's lock waits for: another backup for BACKUP STAGE, a
-  // table's write lock for FLUSH TABLES WITH READ LOCK.
-  bool backup_stage = GetParam() == "mariadb";
-  Process blocker(with({"mariadb"}, with(db_->client_args(), {"--batch", "--skip-column-names", "--unbuffered"})),
-                  db_->dir() + "/blocker.err", true);
-  blocker.write_stdin(
-      std::string(backup_stage ? "BACKUP STAGE START; BACKUP STAGE BLOCK_COMMIT" : "LOCK TABLES t.innodb WRITE") +
-      "; SELECT 'held';");
-  ASSERT_EQ(blocker.read_line(), "held");
+  auto blocker = block();
   auto hold = start({"--timeout", "1s"});
   EXPECT_EQ(hold->process().wait(), 1);
   std::string said = hold->said();
@@ -136,13 +162,8 @@ TEST_P(MariaDbHoldTest, LockTimeoutFailsAndTheServerDropsTheRequest) {
   EXPECT_FALSE(hold->notify().receive(std::chrono::milliseconds(0)));
   // The killed client's request does not linger: the server gives up on it (lock_wait_timeout)
   // while the blocker still holds the lock.
-  EXPECT_TRUE(
-      db_->eventually("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE = 'Waiting for "
-                      "backup lock'",
-                      "0"))
-      << db_->query("SHOW PROCESSLIST");
-  blocker.write_stdin(std::string(backup_stage ? "BACKUP STAGE END" : "UNLOCK TABLES") + "; SELECT 'released';");
-  EXPECT_EQ(blocker.read_line(), "released");
+  EXPECT_TRUE(db_->eventually(waiting_lock(), "0")) << db_->query("SHOW PROCESSLIST");
+  unblock(*blocker);
 }
 
 class PostgresHoldTest : public ::testing::Test {
