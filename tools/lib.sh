@@ -3,7 +3,8 @@
 
 packages=(cmake g++ make pkg-config libsystemd-dev libspdlog-dev libfmt-dev libcli11-dev libinih-dev
           googletest libgtest-dev xfsprogs btrfs-progs e2fsprogs util-linux clang libclang-rt-14-dev dbus-daemon
-          dbus-system-bus-common systemd)  # the tests' private bus (and Debian's system.conf); busctl
+          dbus-system-bus-common systemd  # the tests' private bus (and Debian's system.conf); busctl
+          mariadb-server mariadb-client postgresql)  # hv-vss-hold's tests start private servers of their own
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (it mounts and freezes scratch filesystems)" >&2; exit 1; }
