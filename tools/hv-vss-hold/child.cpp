@@ -11,8 +11,6 @@
 
 #include <fmt/format.h>
 
-extern char** environ;
-
 namespace hvvss::hold {
 namespace {
 
@@ -30,6 +28,7 @@ std::vector<std::string> environment_with(const std::vector<std::string>& extra)
 
 std::vector<char*> pointers(std::vector<std::string>& strings) {
   std::vector<char*> p;
+  p.reserve(strings.size() + 1);
   for (auto& s : strings) p.push_back(s.data());
   p.push_back(nullptr);
   return p;

@@ -27,7 +27,7 @@ std::string describe(std::chrono::milliseconds d) {
 int poll_timeout(std::optional<Clock::time_point> deadline) {
   if (!deadline) return -1;
   auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<long long>(left, 0, 24 * 3600 * 1000));
+  return static_cast<int>(std::clamp<long long>(left, 0, 24LL * 3600 * 1000));
 }
 
 }  // namespace
