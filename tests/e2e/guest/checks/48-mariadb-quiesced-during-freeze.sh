@@ -1,16 +1,20 @@
 # shellcheck shell=bash
 # MariaDB with the shipped example hook (hv-vss-hold mariadb, BACKUP STAGE BLOCK_COMMIT): a client
-# inserting a row every 10 ms waits for the backup lock through the freeze window — the hook is
-# done before the filesystems freeze and undone after they thaw — and goes on without an error.
+# inserting a row every 10 ms waits for the backup lock through the freeze window — the lock is
+# confirmed before the agent answers FREEZE and released after it answers THAW (that hooks finish
+# before the first FIFREEZE is unit-hooks-run-in-order's) — and goes on without an error.
 db() { mariadb --batch --skip-column-names -e "$1"; }
 rows() { db "SELECT COUNT(*) FROM e2e.t"; }
 rows_above() { [ "$(rows)" -gt "$1" ]; }
-insert_waits_for_backup_lock() {
-  [ "$(db "SELECT COUNT(*) FROM information_schema.PROCESSLIST
-           WHERE INFO LIKE 'INSERT INTO e2e.t%' AND STATE = 'Waiting for backup lock'")" -gt 0 ]
+# SHOW PROCESSLIST, not information_schema: that one builds a temporary table in /tmp, on the
+# frozen root filesystem, and would wait for the thaw.
+insert_waits_for_backup_lock() { db "SHOW FULL PROCESSLIST" | grep -q "Waiting for backup lock.*INSERT INTO e2e.t"; }
+# When (CLOCK_MONOTONIC, s) this boot's journal first has a line of UNIT matching PATTERN.
+logged_at() {
+  journalctl -b -u "$1" -o short-monotonic | grep -m1 -- "$2" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'
 }
-# The line numbers, in this boot's journal of the agent, of transaction TXN's line matching PATTERN.
-agent_line() { journalctl -b -u "$AGENT" -o cat | grep -n "^\[txn=$1 .*$2" | head -1 | cut -d: -f1; }
+logged() { [ -n "$(logged_at "$1" "$2")" ]; }
+before() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a != "" && b != "" && a < b)}'; }
 
 check_mariadb_quiesced_during_freeze() {
   systemctl start mariadb.service || { why "mariadb.service did not start"; return 1; }
@@ -35,7 +39,7 @@ check_mariadb_quiesced_during_freeze() {
     return 1
   fi
   txn=$(agent_txn)
-  wait_for 20 insert_waits_for_backup_lock || held=1
+  wait_for 10 insert_waits_for_backup_lock || held=1
   local before after
   before=$(rows)
   all_mounts frozen "frozen during the hold" || frozen_ok=1
@@ -48,20 +52,20 @@ check_mariadb_quiesced_during_freeze() {
   [ "$frozen_ok" -eq 0 ] || return 1
   [ "$before" = "$after" ] || { why "rows were committed during the hold ($before, then $after)"; return 1; }
   [ ! -s "$E2E/inserter.err" ] || { why "the inserting client said: $(head -3 "$E2E/inserter.err")"; return 1; }
-  # The engine's order, from the agent's own lines: the hook before the first freeze, after the last thaw.
-  local hook_frozen fs_frozen fs_thawed hook_thawed
-  wait_for 20 agent_line_exists "$txn" 'units/mariadb-quiesce.service thaw' || { why "no hook thaw line for txn $txn"; return 1; }
-  hook_frozen=$(agent_line "$txn" 'units/mariadb-quiesce.service freeze: ok')
-  fs_frozen=$(agent_line "$txn" 'fsfreeze freeze: ok')
-  fs_thawed=$(agent_line "$txn" 'fsfreeze thaw: ok')
-  hook_thawed=$(agent_line "$txn" 'units/mariadb-quiesce.service thaw: ok')
-  if ! [ "${hook_frozen:-0}" -gt 0 ] || ! [ "${fs_frozen:-0}" -gt "$hook_frozen" ] ||
-    ! [ "${fs_thawed:-0}" -gt "$fs_frozen" ] || ! [ "${hook_thawed:-0}" -gt "$fs_thawed" ]; then
-    why "journal order (lines): hook frozen $hook_frozen, fs frozen $fs_frozen, fs thawed $fs_thawed, hook thawed $hook_thawed"
+  # The lock was confirmed before the FREEZE reply, and given back after the THAW reply.
+  wait_for 20 logged mariadb-quiesce.service "unlock: confirmed" || { why "no unlock in the hook's journal"; return 1; }
+  local locked frozen thawed unlocked
+  locked=$(journalctl -b -u mariadb-quiesce.service -o short-monotonic | grep "lock: confirmed" | grep -v unlock |
+    tail -1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+  frozen=$(logged_at "$AGENT" "txn=$txn op=FREEZE .*replied HV_S_OK")
+  thawed=$(logged_at "$AGENT" "txn=$txn op=THAW .*replied HV_S_OK")
+  unlocked=$(journalctl -b -u mariadb-quiesce.service -o short-monotonic | grep "unlock: BACKUP STAGE END" |
+    tail -1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+  if ! before "$locked" "$frozen" || ! before "$thawed" "$unlocked"; then
+    why "journal times: locked $locked, FREEZE answered $frozen, THAW answered $thawed, unlock sent $unlocked"
     return 1
   fi
   note "txn $txn: $after rows before THAW, $(rows) after; inserts waited for the backup lock during the hold"
   systemctl disable -q mariadb-quiesce.service
   systemctl stop mariadb.service
 }
-agent_line_exists() { [ -n "$(agent_line "$1" "$2")" ]; }
