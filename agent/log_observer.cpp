@@ -17,11 +17,13 @@ void LogObserver::participant_finished(const EventContext& at, std::string_view 
                                        const Outcome& outcome) {
   std::vector<Step> steps;
   append_steps(&steps, participant, action, outcome);
+  // Each application (a writer, a hook unit) is named in the journal, whatever it did; a
+  // participant that is one thing is summed up in the reply's line.
+  auto fine_level = outcome.parts.empty() ? spdlog::level::debug : spdlog::level::info;
   for (const Step& step : steps) {
     bool fine = step.result == Result::Ok || step.result == Result::Skipped;
-    spdlog::log(fine ? spdlog::level::debug : spdlog::level::warn, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(),
-                step.participant, action_name(action), result_name(step.result), ms(step.took), colon(step.detail),
-                step.detail);
+    spdlog::log(fine ? fine_level : spdlog::level::warn, "{} {} {}: {} after {:.1f} ms{}{}", at.tag(), step.participant,
+                action_name(action), result_name(step.result), ms(step.took), colon(step.detail), step.detail);
   }
 }
 
