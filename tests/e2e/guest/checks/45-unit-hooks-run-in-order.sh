@@ -2,7 +2,8 @@
 # Hook units take part in a backup: hook-a (RequiredBy=) and hook-b (WantedBy=, After=hook-a) start
 # in that order before anything is frozen (each creates a file on the ext4 disk, which would block
 # once it is frozen), stay active through the hold, and stop in reverse after the thaw. Their lines
-# reach the journal with the transaction id, and the agent reports each as a step.
+# reach the journal with the transaction id, and the agent reports each as a step (in hv-vssctl and
+# in its own journal lines).
 HOOKS_LOG=$E2E/hooks.log
 
 # install_hook NAME INSTALL [UNIT-LINE...]: a oneshot hook whose start and stop run hook.sh.
@@ -67,6 +68,9 @@ check_unit_hooks_run_in_order() {
     { why "hooks saw transaction(s) $(cut -d' ' -f3 "$HOOKS_LOG" | sort -u | paste -sd' ') , the agent $txn"; return 1; }
   wait_for 20 journal_has hook-a.service "hook a start txn=$txn" || { why "no 'hook a start txn=$txn' in the journal"; return 1; }
   wait_for 20 last_steps_show "units/hook-b.service +freeze +ok" || { why "hv-vssctl status shows no hook-b step"; return 1; }
+  wait_for 20 agent_says "txn=$txn op=THAW .*units/hook-a.service thaw: ok" ||
+    { why "the agent's journal does not name hook-a's thaw"; return 1; }
   note "txn $txn: $(hook_events)"
 }
 journal_has() { journalctl -b -u "$1" -o cat | grep -qF "$2"; }
+agent_says() { journalctl -b -u "$AGENT" -o cat | grep -q "$1"; }
