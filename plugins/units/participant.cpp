@@ -154,7 +154,7 @@ void Units::thaw(Txn txn, Deadline deadline, Done done) {
     return complete(Outcome::success("no hook was started"));
   }
   if (!systemd_.reachable()) {
-    // Resumed by the next snapshot's stop job: systemd keeps the target active until then.
+    // The target stays active until a later thaw's stop job (or a successor agent's) resumes the hooks.
     round_.emplace(Round{++serial_, Action::Thaw, std::move(done), Clock::now()});
     return complete(Outcome::failure("systemd is not reachable: the hooks stay quiesced until it is"));
   }
