@@ -349,20 +349,24 @@ TEST_F(AgentTest, AFullRuntimeDirectoryFailsTheFreezeBeforeAnythingIsFrozen) {
 // TasksMax= is full) the agent freezes in sequence instead of failing or dying.
 TEST_F(AgentTest, WhenNoThreadCanBeStartedTheFilesystemsFreezeInSequence) {
   use({"ext4", "xfs", "btrfs", "ext4"});
-  Process& sim = start_sim({"repeat", "2", "--hold-stdin"});
+  // One request per line, so that the second backup starts only once the cage is in place.
+  Process& sim = start_sim({"stdin"});
   Process& agent = start_agent();
-  ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");  // the first backup, with threads
-  sim.write_stdin("thaw");
-  ASSERT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+  auto request = [&sim](const std::string& op) {
+    sim.write_stdin(op);
+    return reply_to(sim, op);
+  };
+  for (const char* op : {"HOT_BACKUP", "FREEZE", "THAW"}) ASSERT_EQ(request(op), "HV_S_OK");  // with threads
   {
     PidsCage cage(agent.pid());
     if (!cage.available()) GTEST_SKIP() << "no pids cgroup controller on this machine";
-    ASSERT_EQ(reply_to(sim, "FREEZE"), "HV_S_OK");  // the second, without
+    ASSERT_EQ(request("HOT_BACKUP"), "HV_S_OK");
+    ASSERT_EQ(request("FREEZE"), "HV_S_OK");  // the second, without
     auto probes = probes_blocked_on_every_mount();
-    sim.write_stdin("thaw");
-    EXPECT_EQ(reply_to(sim, "THAW"), "HV_S_OK");
+    EXPECT_EQ(request("THAW"), "HV_S_OK");
     for (auto& p : probes) EXPECT_TRUE(p->completes());
   }  // out of the cage before it exits: LeakSanitizer starts a thread for its check
+  sim.close_stdin();
   EXPECT_EQ(sim.wait(), 0);
   EXPECT_NE(stop_and_read_log(agent).find("cannot start a thread"), std::string::npos);
 }

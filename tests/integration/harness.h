@@ -55,6 +55,7 @@ class Process {
   // Reads lines until one contains every fragment; returns it (nullopt at timeout or EOF).
   std::optional<std::string> read_until(const std::vector<std::string>& fragments, Clock::duration timeout = kPatience);
   void write_stdin(const std::string& line);
+  void close_stdin() { in_.reset(); }  // the child reads end of file
   // Exit status, or -1 if it did not exit in time (it is then killed).
   int wait(Clock::duration timeout = kPatience);
   void kill(int sig);
