@@ -11,11 +11,6 @@
 namespace hvvss::units {
 
 namespace {
-// The round must end early enough for the engine's deadline.
-Clock::duration margin(Clock::duration remaining) {
-  return std::min<Clock::duration>(std::chrono::milliseconds(100), remaining / 10);
-}
-
 Result job_result(const std::string& result) {
   if (result == "done") return Result::Ok;
   if (result == "skipped") return Result::Skipped;
@@ -58,15 +53,17 @@ Units::~Units() { systemd_.on_reachable(nullptr); }
 
 bool Units::begin(Action action, Deadline deadline, Done done) {
   round_.emplace(Round{++serial_, action, std::move(done), Clock::now()});
-  parts_.clear();
-  required_.clear();
-  veto_.reset();
-  if (!systemd_.reachable()) {
-    complete({Result::Skipped, "systemd is not reachable", {}, false, {}});
+  if (action == Action::Thaw && !started_) {
+    complete(Outcome::success("no hook was started"));
     return false;
   }
-  Clock::duration remaining = deadline.remaining();
-  if (Status s = deadline_timer_.arm(deadline.at() - margin(remaining)); !s) {
+  if (!systemd_.reachable()) {
+    // A started target stays active until a later thaw's stop job (or a successor agent's).
+    complete(action == Action::Thaw ? Outcome::failure("systemd is not reachable: the hooks stay quiesced until it is")
+                                    : Outcome{Result::Skipped, "systemd is not reachable", {}, false, {}});
+    return false;
+  }
+  if (Status s = deadline_timer_.arm(deadline.early()); !s) {
     complete(Outcome::failure(s.message()));
     return false;
   }
@@ -86,17 +83,18 @@ void Units::inspected(uint64_t serial, const Status& status, const UnitInfo& tar
     return complete(Outcome::failure(fmt::format("cannot ask systemd about {}: {}", target_, status.message())));
   if (target.load_state != "loaded")
     return complete({Result::Skipped, fmt::format("no hook: {} is {}", target_, target.load_state), {}, false, {}});
-  required_ = target.requires_units;
+  round_->required = target.requires_units;
   std::vector<std::string> hooks = target.requires_units;
   for (const std::string& u : target.wants_units)
     if (std::find(hooks.begin(), hooks.end(), u) == hooks.end()) hooks.push_back(u);
   if (hooks.empty()) return complete({Result::Skipped, "no hook installed", {}, false, {}});
-  inspecting_ = hooks.size();
+  round_->inspecting = hooks.size();
   for (const std::string& hook : hooks) {
     systemd_.unit(hook, [this, serial, hook](const Status& s, const UnitInfo& info) {
       if (!current(serial)) return;
-      bool required = std::find(required_.begin(), required_.end(), hook) != required_.end();
-      PartOutcome part{hook, Result::Ok, "loads cleanly", Clock::now() - round_->started};
+      Round& round = *round_;
+      bool required = std::find(round.required.begin(), round.required.end(), hook) != round.required.end();
+      PartOutcome part{hook, Result::Ok, "loads cleanly", Clock::now() - round.started};
       if (!s) {
         part.result = Result::Failed;
         part.detail = fmt::format("cannot ask systemd about it: {}", s.message());
@@ -105,11 +103,11 @@ void Units::inspected(uint64_t serial, const Status& status, const UnitInfo& tar
         part.detail =
             fmt::format("LoadState={}{}{}", info.load_state, info.load_error.empty() ? "" : ": ", info.load_error);
       }
-      if (part.result != Result::Ok && required && !veto_) veto_ = fmt::format("{}: {}", hook, part.detail);
-      parts_.push_back(std::move(part));
-      if (--inspecting_ > 0) return;
-      Outcome outcome = veto_ ? Outcome::failure(*veto_) : Outcome::success(failures(parts_));
-      outcome.parts = std::move(parts_);
+      if (part.result != Result::Ok && required && !round.veto) round.veto = fmt::format("{}: {}", hook, part.detail);
+      round.parts.push_back(std::move(part));
+      if (--round.inspecting > 0) return;
+      Outcome outcome = round.veto ? Outcome::failure(*round.veto) : Outcome::success(failures(round.parts));
+      outcome.parts = std::move(round.parts);
       complete(std::move(outcome));
     });
   }
@@ -149,15 +147,6 @@ void Units::started(uint64_t serial, const Status& status, const std::vector<Job
 }
 
 void Units::thaw(Txn txn, Deadline deadline, Done done) {
-  if (!started_) {
-    round_.emplace(Round{++serial_, Action::Thaw, std::move(done), Clock::now()});
-    return complete(Outcome::success("no hook was started"));
-  }
-  if (!systemd_.reachable()) {
-    // The target stays active until a later thaw's stop job (or a successor agent's) resumes the hooks.
-    round_.emplace(Round{++serial_, Action::Thaw, std::move(done), Clock::now()});
-    return complete(Outcome::failure("systemd is not reachable: the hooks stay quiesced until it is"));
-  }
   if (!begin(Action::Thaw, deadline, std::move(done))) return;
   write_env(txn, Action::Thaw);
   uint64_t serial = round_->serial;

@@ -40,9 +40,15 @@ class Units final : public Participant {
     Action action;
     Done done;
     Clock::time_point started;
+    // A check's: the target's Requires= (RequiredBy= hooks), the hooks' parts so far, how many
+    // are still being asked about, and the first required one that does not load.
+    std::vector<std::string> required = {};
+    std::vector<PartOutcome> parts = {};
+    size_t inspecting = 0;
+    std::optional<std::string> veto = {};
   };
 
-  // Starts a round; false (and the round completed as skipped) when systemd is not reachable.
+  // Starts a round; false when it is already over (nothing to thaw, or systemd not reachable).
   bool begin(Action action, Deadline deadline, Done done);
   void inspected(uint64_t serial, const Status& status, const UnitInfo& target);
   void started(uint64_t serial, const Status& status, const std::vector<JobOutcome>& jobs);
@@ -63,10 +69,6 @@ class Units final : public Participant {
   std::optional<Round> round_;
   uint64_t serial_ = 0;
   bool started_ = false;  // a start job was enqueued and no stop job has finished since
-  std::vector<PartOutcome> parts_;
-  std::vector<std::string> required_;  // the target's Requires= (RequiredBy= hooks)
-  size_t inspecting_ = 0;              // hook inspections still out
-  std::optional<std::string> veto_;
 };
 
 }  // namespace hvvss::units

@@ -22,11 +22,6 @@ const char* method(Action action) {
   return "?";
 }
 
-// A writer's reply must come early enough for the round to finish before the engine's deadline.
-Clock::duration margin(Clock::duration remaining) {
-  return std::min<Clock::duration>(std::chrono::milliseconds(100), remaining / 10);
-}
-
 uint64_t usec(Clock::duration d) {
   return static_cast<uint64_t>(std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(d).count()));
 }
@@ -84,8 +79,8 @@ void Writers::start(Action action, Txn txn, Deadline deadline, Done done) {
 }
 
 void Writers::call(const Writer& writer, Deadline deadline) {
-  Clock::duration remaining = deadline.remaining();
-  Clock::duration timeout = remaining - margin(remaining);
+  // A writer's reply must come early enough for the round to finish before the engine's deadline.
+  Clock::duration timeout = deadline.early() - Clock::now();
   if (writer.info.timeout) timeout = std::min<Clock::duration>(timeout, *writer.info.timeout);
   auto c = std::make_unique<Call>(this, writer, timeout);
   if (round_->action == Action::Freeze) frozen_.push_back(writer);  // asked: owed a Thaw or an Abort
