@@ -48,42 +48,84 @@ uint64_t dev_key(const MountEntry& m) { return (uint64_t{m.major} << 32) | m.min
 
 // The mount table indexed by mount point, so that the questions planning asks of every mount or
 // file cost the length of a path instead of a walk through the table (which may hold 100,000
-// bind mounts).
+// bind mounts). Which mount a path reaches follows the mount tree, not the table's order: in a
+// service's private namespace (ProtectSystem=, ProtectHome=) a filesystem mounted later under a
+// read-only bind appears twice at one path, and the copy hidden under the bind may come last.
 class MountIndex {
  public:
-  explicit MountIndex(const std::vector<MountEntry>& mounts) : mounts_(mounts) {
+  explicit MountIndex(const std::vector<MountEntry>& mounts)
+      : mounts_(mounts), earlier_at_(mounts.size(), kNone), reached_(mounts.size(), kUnknown) {
     last_at_.reserve(mounts.size());
-    for (size_t i = 0; i < mounts.size(); ++i) last_at_[mounts[i].mount_point] = i;
+    for (size_t i = 0; i < mounts.size(); ++i) {
+      auto [last, added] = last_at_.try_emplace(mounts[i].mount_point, i);
+      if (!added) earlier_at_[i] = std::exchange(last->second, i);
+    }
   }
 
-  // Whether a later mount at the same path hides mounts_[i]: it cannot be reached through its
-  // mount point.
-  bool shadowed(size_t i) const { return last_at_.at(mounts_[i].mount_point) != i; }
+  // Whether mounts_[i] cannot be reached through its mount point: another mount is stacked on
+  // it, or a mount covers the directory it was mounted on.
+  bool shadowed(size_t i) const { return reached_at(mounts_[i].mount_point) != i; }
 
-  // The filesystem holding `path`: the mount whose mount point is the longest prefix of it (at a
-  // '/'), the later one among equals; `/` holds every path.
+  // The filesystem holding `path`: the mount reached at the longest mount point that is a prefix
+  // of it (at a '/'); `/` holds every path.
   const MountEntry* containing(std::string_view path) const {
-    const MountEntry* best = nullptr;
-    size_t best_index = 0;
-    auto consider = [&](std::string_view mount_point) {
-      auto it = last_at_.find(mount_point);
-      if (it == last_at_.end()) return;
-      size_t size = best ? best->mount_point.size() : 0;
-      if (!best || mount_point.size() > size || (mount_point.size() == size && it->second > best_index)) {
-        best = &mounts_[it->second];
-        best_index = it->second;
-      }
-    };
-    consider("/");
-    consider(path);
-    for (size_t slash = path.find('/'); slash != std::string_view::npos; slash = path.find('/', slash + 1))
-      consider(path.substr(0, slash));
-    return best;
+    size_t i = holder(path);
+    return i == kNone ? nullptr : &mounts_[i];
   }
 
  private:
+  static constexpr size_t kNone = SIZE_MAX;
+  static constexpr size_t kUnknown = SIZE_MAX - 1;
+
+  size_t holder(std::string_view path) const {
+    for (;;) {
+      if (size_t i = reached_at(path); i != kNone) return i;
+      if (path == "/") return kNone;
+      size_t slash = path.rfind('/');
+      path = slash == 0 ? std::string_view("/") : path.substr(0, slash);
+    }
+  }
+
+  // The mount that `mount_point` reaches, or kNone: of the mounts there, the one mounted on the
+  // mount holding the directory above, then the top of whatever is stacked on it. For `/`, or
+  // where the table does not show what the mounts there sit on, the first is the last of them not
+  // mounted on another one there. Two mounts on the same parent: the later one (the kernel tucks
+  // a propagated mount under one that is already there).
+  size_t reached_at(std::string_view mount_point) const {
+    auto found = last_at_.find(mount_point);
+    if (found == last_at_.end()) return kNone;
+    const size_t last = found->second;
+    if (reached_[last] != kUnknown) return reached_[last];
+    auto latest = [&](auto&& match) {  // the last mount at this point that matches
+      for (size_t i = last; i != kNone; i = earlier_at_[i])
+        if (match(mounts_[i], i)) return i;
+      return kNone;
+    };
+    auto mounted_on = [&](int parent_id) {
+      return latest([&](const MountEntry& m, size_t) { return m.parent_id == parent_id && m.mount_id != parent_id; });
+    };
+    size_t below = kNone;
+    if (mount_point != "/") {
+      size_t slash = mount_point.rfind('/');
+      below = holder(slash == 0 ? std::string_view("/") : mount_point.substr(0, slash));
+    }
+    size_t reached = below != kNone ? mounted_on(mounts_[below].mount_id) : latest([&](const MountEntry& m, size_t i) {
+      return latest([&](const MountEntry& other, size_t j) { return j != i && other.mount_id == m.parent_id; }) ==
+             kNone;
+    });
+    for (size_t i = last; reached != kNone && i != kNone; i = earlier_at_[i]) {  // no stack is taller
+      size_t above = mounted_on(mounts_[reached].mount_id);
+      if (above == kNone) break;
+      reached = above;
+    }
+    reached_[last] = reached;
+    return reached;
+  }
+
   const std::vector<MountEntry>& mounts_;
-  std::unordered_map<std::string_view, size_t> last_at_;  // mount point -> index of its last mount
+  std::unordered_map<std::string_view, size_t> last_at_;  // mount point -> its last mount
+  std::vector<size_t> earlier_at_;                        // the mount before it at the same point, or kNone
+  mutable std::vector<size_t> reached_;                   // for a point's last mount: reached_at() of the point
 };
 
 using Edges = std::vector<std::vector<size_t>>;  // for each target, the indices of others

@@ -1,5 +1,6 @@
 #include "plugins/fsfreeze/targets.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <map>
 
@@ -17,7 +18,7 @@ LoopBackingFiles no_loops() {
   return [](unsigned, unsigned) { return std::vector<std::string>{}; };
 }
 
-LoopBackingFiles loops(std::map<std::string, std::vector<std::string>> backing) {
+LoopBackingFiles loops(const std::map<std::string, std::vector<std::string>>& backing) {
   return [backing](unsigned major, unsigned minor) {
     auto it = backing.find(std::to_string(major) + ":" + std::to_string(minor));
     return it == backing.end() ? std::vector<std::string>{} : it->second;
@@ -107,6 +108,48 @@ TEST(Targets, ShadowedMountIsNotReachableAndNotFrozen) {
   Plan plan = plan_targets(load("shadowed.txt"), filters, no_loops());
   ASSERT_EQ(plan.targets.size(), 1u);
   EXPECT_EQ(plan.targets[0].mount.fstype, "xfs");  // the topmost mount at /data
+}
+
+// A private namespace (ProtectHome=read-only) with /root bound read-only onto itself: a
+// filesystem mounted on /root/late afterwards propagates twice, onto / (hidden under the bind)
+// and onto the bind, in either order in the table.
+TEST(Targets, AMountHiddenUnderABindIsNotTheOneFrozenWhateverTheTableOrder) {
+  const char* root = "83 1 254:1 / / rw - ext4 /dev/vda rw\n84 83 254:1 /root /root ro - ext4 /dev/vda rw\n";
+  const char* reached = "88 84 7:1 / /root/late rw - ext4 /dev/loop1 rw\n";
+  const char* hidden = "87 83 7:1 / /root/late rw - ext4 /dev/loop1 rw\n";
+  for (const std::string& text :
+       {fmt::format("{}{}{}", root, reached, hidden), fmt::format("{}{}{}", root, hidden, reached)}) {
+    std::vector<MountEntry> mounts;
+    ASSERT_TRUE(parse_mountinfo(text, &mounts));
+    Plan plan = plan_targets(mounts, {}, no_loops());
+    ASSERT_EQ(order(plan), (std::vector<std::string>{"/root/late", "/"})) << text;
+    EXPECT_EQ(plan.targets[0].mount.mount_id, 88) << text;
+  }
+}
+
+TEST(Targets, AMountUnderACoveredDirectoryIsNotReachable) {
+  // /a/b sits on the first /a; a second filesystem was mounted over /a later.
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("26 1 254:1 / / rw - ext4 /dev/vda rw\n"
+                      "40 26 8:1 / /a rw - ext4 /dev/sda1 rw\n"
+                      "41 40 8:2 / /a/b rw - ext4 /dev/sda2 rw\n"
+                      "42 40 8:3 / /a rw - xfs /dev/sda3 rw\n",
+                      &mounts));
+  Filters filters;
+  filters.only_mounts = {"/a", "/a/b"};
+  Plan plan = plan_targets(mounts, filters, no_loops());
+  ASSERT_EQ(plan.targets.size(), 1u);
+  EXPECT_EQ(plan.targets[0].mount.fstype, "xfs");
+  ASSERT_EQ(plan.errors.size(), 1u);
+  EXPECT_NE(plan.errors[0].find("/a/b, which is not a visible mount point"), std::string::npos) << plan.errors[0];
+}
+
+TEST(Targets, ANamespaceRootThatIsItsOwnParentIsReached) {
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("26 26 254:1 / / rw - ext4 /dev/vda rw\n40 26 8:1 / /a rw - ext4 /dev/sda1 rw\n", &mounts));
+  EXPECT_EQ(order(plan_targets(mounts, {}, no_loops())), (std::vector<std::string>{"/a", "/"}));
 }
 
 TEST(Targets, LoopBackedFilesystemFreezesBeforeItsBackingFilesystem) {

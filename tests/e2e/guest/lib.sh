@@ -105,3 +105,36 @@ thaw_everything() {
   for m in /mnt/* /; do fsfreeze -u "$m" 2>/dev/null; done
   return 0
 }
+
+# late_mounts_frozen DIR...: a small ext4 filesystem mounted at each DIR now, after the agent
+# started, is frozen during the next backup and writable after it; each is unmounted again.
+late_mounts_frozen() {
+  local dir n=0 rc=0 mounted=() missed=()
+  for dir in "$@"; do
+    n=$((n + 1))
+    if ! { truncate -s 16M "$E2E/late-$n.img" && mkfs.ext4 -q -F "$E2E/late-$n.img" && mkdir -p "$dir" &&
+      mount -o loop "$E2E/late-$n.img" "$dir"; }; then
+      why "could not mount a late filesystem on $dir"
+      rc=1
+      break
+    fi
+    mounted+=("$dir")
+  done
+  if [ "$rc" -eq 0 ]; then
+    sim_send HOT_BACKUP && sim_send FREEZE || rc=1
+    if [ "$rc" -eq 0 ]; then
+      for dir in "${mounted[@]}"; do frozen "$dir" || missed+=("$dir"); done
+      sim_send THAW || rc=1
+    fi
+    [ ${#missed[@]} -eq 0 ] || { why "not frozen during the hold: ${missed[*]}"; rc=1; }
+  fi
+  for dir in "${mounted[@]}"; do
+    [ "$rc" -ne 0 ] || writable "$dir" || { why "$dir is not writable after THAW"; rc=1; }
+  done
+  for dir in "${mounted[@]}"; do
+    fsfreeze -u "$dir" 2>/dev/null
+    umount "$dir"
+  done
+  rm -f "$E2E"/late-*.img
+  return "$rc"
+}
