@@ -273,9 +273,11 @@ def markdown(res):
               "ratio of medians [95 % CI] | ratio of worst rounds [95 % CI] |", "|---|---|---|---|---|---|---|"]
         for key, name in ROUND_KEYS.items():
             v = c[key]
+            # Upstream has no presync (it freezes at once): a ratio of its presync figures means nothing.
+            ratios = ("—", "—") if key.startswith("presync") else (
+                f"{v['median_ratio']:.3f} {ci(v['median_ratio_ci'])}", f"{v['worst_ratio']:.3f} {ci(v['worst_ratio_ci'])}")
             L.append(f"| {name} | {v['agent']['median']:.1f} | {v['agent']['worst']:.1f} | "
-                     f"{v['upstream']['median']:.1f} | {v['upstream']['worst']:.1f} | "
-                     f"{v['median_ratio']:.3f} {ci(v['median_ratio_ci'])} | {v['worst_ratio']:.3f} {ci(v['worst_ratio_ci'])} |")
+                     f"{v['upstream']['median']:.1f} | {v['upstream']['worst']:.1f} | {ratios[0]} | {ratios[1]} |")
         L += ["", "Per round (ms; lost / above the hold / longest write held by the presync, and where):", "",
               "| round | first | agent lost | agent above hold | agent presync longest | "
               "upstream lost | upstream above hold |", "|---|---|---|---|---|---|---|"]
@@ -357,6 +359,7 @@ set title 'probe writes slower than 0.2 ms around one snapshot (first round, all
 set xlabel 'time since the FREEZE request (ms)'
 set ylabel 'write latency (ms)'
 set logscale y
+set yrange [0.1:*]
 set grid
 plot '{data}' index 0 using 1:2:($2):(0) with vectors nohead lw 3 title 'hv-vss-agent', \\
      '{data}' index 1 using 1:2:($2):(0) with vectors nohead lw 3 dt 2 title 'upstream hv_vss_daemon'
@@ -378,6 +381,7 @@ set title 'time lost by the probe per round (K={params["k"]}, {params["dirty_mib
 set xlabel 'round'
 set ylabel 'ms (0 drawn as 0.1)'
 set logscale y
+set yrange [0.05:*]
 set xtics 1
 set grid
 set key outside
@@ -404,6 +408,7 @@ set title 'lost time above the hold vs dirty data (K={params["k"]}, hold {params
 set xlabel 'dirty data per filesystem (MiB)'
 set ylabel 'lost time above the hold (ms, 0 drawn as 0.1)'
 set logscale xy
+set yrange [0.05:*]
 set grid
 set key top left
 plot '{data}' using 1:2:3:4 with yerrorlines pt 7 title 'hv-vss-agent', \\
