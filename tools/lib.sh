@@ -6,7 +6,8 @@ packages=(cmake g++ make pkg-config libsystemd-dev libspdlog-dev libfmt-dev libc
           dbus-system-bus-common systemd  # the tests' private bus (and Debian's system.conf); busctl
           libfuse3-dev                    # hv-vss-sim --cuse
           mariadb-server mariadb-client postgresql  # hv-vss-hold's tests start private servers of their own
-          debhelper lintian rpm rpmlint file elfutils)  # tools/packages: the builds, their linters
+          debhelper lintian rpm rpmlint file elfutils  # tools/packages: the builds, their linters
+          qemu-guest-agent)                            # bench/run: idle cost beside Debian's guest agent
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (it mounts and freezes scratch filesystems)" >&2; exit 1; }
