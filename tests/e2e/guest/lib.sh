@@ -70,6 +70,10 @@ sim_send() {
   REPLY=$(grep '"event":"reply"' "$SIM_OUT" | tail -1 | sed -n 's/.*"status":"\([^"]*\)".*/\1/p')
   [ "$REPLY" = "$expected" ] || { why "$1 was answered ${REPLY:-nothing}, not $expected"; return 1; }
 }
+# The agent's unit's overall exposure level by `systemd-analyze security` (0.0 best, 10.0 worst).
+exposure() {
+  systemd-analyze security "$AGENT" 2>/dev/null | awk '/Overall exposure level/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]$/) print $i}'
+}
 # Registrations of a daemon with the simulated device so far.
 registrations() { sim_count registered; }
 
