@@ -83,13 +83,7 @@ def sample(probe, out_path):
 
 
 def timeline(path):
-    events = []
-    for line in open(path):
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass
-    return events
+    return [json.loads(line) for line in open(path) if line.startswith("{")]
 
 
 def fstype(directory):

@@ -11,7 +11,7 @@
 namespace hvvss::fsfreeze {
 namespace {
 
-constexpr long kMuchDirtyKib = 512 * 1024;
+constexpr long kMuchDirtyKib = 512L * 1024;
 constexpr long kLittleDirtyKib = 1024;
 
 const std::vector<PresyncTarget> kTargets = {{10, "/a"}, {11, "/b"}, {12, "/c"}, {13, "/d"}};
