@@ -61,18 +61,9 @@ void for_each_parallel(size_t n, const Job& job) {
     if (i == 0 || i >= started) job(i);
 }
 
-// Dirty and under-writeback page cache of the whole system, in KiB (0 if unknown).
-long dirty_kib() {
-  UniqueFd fd(open("/proc/meminfo", O_RDONLY | O_CLOEXEC));
-  char buf[4096];
-  ssize_t n = fd ? read(fd.get(), buf, sizeof buf - 1) : -1;
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  long total = 0;
-  for (const char* key : {"\nDirty:", "\nWriteback:"})
-    if (const char* at = std::strstr(buf, key)) total += std::strtol(at + std::strlen(key), nullptr, 10);
-  return total;
-}
+// The presync may take half the time left before the freeze's deadline; the other half is the
+// freeze's, which flushes whatever the presync did not.
+Deadline presync_limit(Deadline deadline) { return Deadline(Clock::now() + deadline.remaining() / 2); }
 
 std::string skipped_text(const Plan& plan) {
   std::vector<std::string> items;
@@ -162,6 +153,13 @@ Outcome FsFreeze::check(Deadline) {
       fmt::format("would freeze {} filesystem(s): {}{}", names.size(), join(names), skipped_text(plan)));
 }
 
+std::vector<PresyncTarget> FsFreeze::presync_targets(const std::vector<Held>& held) {
+  std::vector<PresyncTarget> targets;
+  targets.reserve(held.size());
+  for (const auto& h : held) targets.push_back({h.fd.get(), h.mount_point});
+  return targets;
+}
+
 // One entry per target, all before the first FIFREEZE; if one cannot be written, nothing is frozen.
 Status FsFreeze::record_intent(const std::vector<Held>& held) const {
   for (size_t i = 0; i < held.size(); ++i) {
@@ -219,18 +217,19 @@ Outcome FsFreeze::freeze(Deadline deadline) {
     if (held.empty()) return Outcome::success("no filesystem to freeze" + skipped);
     spdlog::debug("fsfreeze: freezing {} filesystem(s){}", held.size(), skipped);
 
-    int passes = 0;
     if (s = record_intent(held); !s) return Outcome::failure(s.message());
-    if (s = presync(held, deadline, &passes); !s) {
+    PresyncReport presynced;
+    if (s = presync(presync_targets(held), presync_limit(deadline), &presynced); !s) {
       for (const auto& h : held) intent_.remove(h.dev);
       return Outcome::failure(s.message());
     }
+    if (presynced.ran() || presynced.timed_out) spdlog::info("fsfreeze: flushed first: {}", presynced.summary());
     // The reply's text is ready before the first FIFREEZE, so that nothing but the reply follows
     // the last one.
     std::vector<std::string> names;
     names.reserve(held.size());
     for (const auto& h : held) names.push_back(h.mount_point);
-    std::string flushed = passes > 0 ? fmt::format("; flushed first ({} syncfs pass(es))", passes) : "";
+    std::string flushed = presynced.ran() ? fmt::format("; flushed first ({})", presynced.summary()) : "";
     std::string detail = fmt::format("froze {} filesystem(s): {}{}{}", names.size(), join(names), skipped, flushed);
 
     {
@@ -299,21 +298,6 @@ void FsFreeze::abort() {
                   e.what());
     frozen_ = std::move(*taken);
   }
-}
-
-// Flushes dirty data while applications still write, so that the freeze itself only commits
-// journals. Skipped when the system has little dirty data (the freeze's own sync is then as
-// quick), repeated while much is still dirty, as writers keep adding during a pass.
-Status FsFreeze::presync(const std::vector<Held>& held, Deadline deadline, int* passes) {
-  constexpr long kWorthIt = 4096;  // KiB
-  constexpr int kMaxPasses = 3;
-  std::vector<int> errors(held.size(), 0);
-  for (*passes = 0; *passes < kMaxPasses && !deadline.expired() && dirty_kib() >= kWorthIt; ++*passes) {
-    for_each_parallel(held.size(), [&](size_t i) { errors[i] = syncfs(held[i].fd.get()) == 0 ? 0 : errno; });
-    for (size_t i = 0; i < held.size(); ++i)
-      if (errors[i] != 0) return Status::from_errno(errors[i], fmt::format("syncfs {}", held[i].mount_point));
-  }
-  return {};
 }
 
 std::string FsFreeze::thaw_held(std::vector<Held>& held, std::vector<Held>* kept) const {

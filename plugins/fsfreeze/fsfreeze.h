@@ -1,9 +1,9 @@
 // The filesystem participant: FIFREEZE/FITHAW on the targets chosen by plan_targets().
-// Every target directory is opened before anything is frozen, dirty data is flushed with
-// parallel syncfs() while writers still run, and the freeze and the thaw go through those
-// descriptors. Only what this participant froze is ever thawed: the intent record names it, one
-// entry per filesystem, written before its FIFREEZE. A filesystem stays ours until a FITHAW
-// succeeds (or says it is not frozen). Its calls block in syscalls, so the daemon runs it through
+// Every target directory is opened before anything is frozen, dirty data is flushed first while
+// writers still run (presync.h), and the freeze and the thaw go through those descriptors. Only
+// what this participant froze is ever thawed: the intent record names it, one entry per
+// filesystem, written before its FIFREEZE. A filesystem stays ours until a FITHAW succeeds (or
+// says it is not frozen). Its calls block in syscalls, so the daemon runs it through
 // BlockingParticipant; abort() thaws what is already frozen on a rescue thread, so a FIFREEZE
 // stuck on one filesystem never holds the others.
 #pragma once
@@ -11,6 +11,7 @@
 #include "agent/blocking.h"
 #include "agent/intent.h"
 #include "agent/unique_fd.h"
+#include "plugins/fsfreeze/presync.h"
 #include "plugins/fsfreeze/targets.h"
 
 #include <atomic>
@@ -57,8 +58,7 @@ class FsFreeze final : public SyncParticipant {
   Status check_runtime_dir(const Plan& plan, const std::vector<MountEntry>& mounts) const;
   static Status open_targets(const Plan& plan, std::vector<Held>* held);
   Status record_intent(const std::vector<Held>& held) const;
-  // Returns how many syncfs passes ran.
-  static Status presync(const std::vector<Held>& held, Deadline deadline, int* passes);
+  static std::vector<PresyncTarget> presync_targets(const std::vector<Held>& held);
   void freeze_one(Held& held, int* error);
   // FITHAW in reverse order; keeps what could not be thawed, forgets the rest. Returns a sentence.
   std::string thaw_held(std::vector<Held>& held, std::vector<Held>* kept) const;
