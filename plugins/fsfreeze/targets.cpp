@@ -80,8 +80,8 @@ class MountIndex {
   size_t holder(std::string_view path) const {
     for (;;) {
       if (size_t i = reached_at(path); i != kNone) return i;
-      if (path == "/") return kNone;
       size_t slash = path.rfind('/');
+      if (path == "/" || slash == std::string_view::npos) return kNone;  // not under `/`: held by none
       path = slash == 0 ? std::string_view("/") : path.substr(0, slash);
     }
   }
@@ -105,10 +105,8 @@ class MountIndex {
       return latest([&](const MountEntry& m, size_t) { return m.parent_id == parent_id && m.mount_id != parent_id; });
     };
     size_t below = kNone;
-    if (mount_point != "/") {
-      size_t slash = mount_point.rfind('/');
+    if (size_t slash = mount_point.rfind('/'); mount_point != "/" && slash != std::string_view::npos)
       below = holder(slash == 0 ? std::string_view("/") : mount_point.substr(0, slash));
-    }
     size_t reached = below != kNone ? mounted_on(mounts_[below].mount_id) : latest([&](const MountEntry& m, size_t i) {
       return latest([&](const MountEntry& other, size_t j) { return j != i && other.mount_id == m.parent_id; }) ==
              kNone;

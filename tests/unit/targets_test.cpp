@@ -152,6 +152,14 @@ TEST(Targets, ANamespaceRootThatIsItsOwnParentIsReached) {
   EXPECT_EQ(order(plan_targets(mounts, {}, no_loops())), (std::vector<std::string>{"/a", "/"}));
 }
 
+TEST(Targets, PathsNotUnderTheRootNeitherHangNorHoldAnything) {
+  std::vector<MountEntry> mounts;
+  ASSERT_TRUE(
+      parse_mountinfo("26 1 254:1 / / rw - ext4 /dev/vda rw\n40 26 7:1 / a rw - ext4 /dev/loop1 rw\n", &mounts));
+  Plan plan = plan_targets(mounts, {}, loops({{"7:1", {"image.img", ""}}}));
+  EXPECT_EQ(order(plan), (std::vector<std::string>{"a", "/"}));
+}
+
 TEST(Targets, LoopBackedFilesystemFreezesBeforeItsBackingFilesystem) {
   // /srv/image (7:0) is backed by a file on /srv/data (btrfs), which mountinfo lists earlier
   // and the default order would freeze first; and a loop on / must go before /.
