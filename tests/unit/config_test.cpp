@@ -287,6 +287,37 @@ TEST_F(Config, MissingDefaultConfigIsFineButMissingNamedConfigExitsTwo) {
   EXPECT_NE(err.find("absent.conf: No such file or directory"), std::string::npos) << err;
 }
 
+TEST_F(Config, OptionValueMayFollowAnEqualsSign) {
+  EXPECT_EQ(configure_with({"--config=/dev/null", "--reply-budget=1500ms", "--only-mounts=/c", "/d"}), std::nullopt);
+  EXPECT_EQ(agent_.reply_budget, 1500ms);
+  EXPECT_EQ(filters_.only_mounts, (std::vector<std::string>{"/c", "/d"}));
+}
+
+TEST_F(Config, ListOptionGivenTwiceKeepsEveryValue) {
+  EXPECT_EQ(configure_with({"--config", "/dev/null", "--only-mounts", "/a", "--reply-budget", "2s", "--only-mounts", "/b"}),
+            std::nullopt);
+  EXPECT_EQ(filters_.only_mounts, (std::vector<std::string>{"/a", "/b"}));
+}
+
+TEST_F(Config, UsageErrorsExitTwoNamingTheArgument) {
+  for (auto [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--no-such-option", "x"}, "unknown option --no-such-option"},
+           {{"--device"}, "--device needs a value"},
+           {{"--device", "/a", "--device", "/b"}, "--device given twice"},
+           {{"stray"}, "unexpected argument 'stray'"},
+           {{"--device", "/a", "stray"}, "unexpected argument 'stray'"}}) {
+    std::string err;
+    EXPECT_EQ(configure_with(args, &err), 2) << message;
+    EXPECT_EQ(err, "hv-vss-agent: " + message + "\nRun with --help for more information.\n");
+  }
+}
+
+TEST_F(Config, VersionPrintsTheVersionAndExitsZero) {
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(configure_with({"--version"}), 0);
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "hv-vss-agent test\n");
+}
+
 TEST_F(Config, HelpListsEveryOptionWithItsKeyAndExitsZero) {
   ::testing::internal::CaptureStdout();
   EXPECT_EQ(configure_with({"--help"}), 0);
