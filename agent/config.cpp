@@ -12,8 +12,6 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -26,10 +24,27 @@ namespace fs = std::filesystem;
 
 Status parse_duration(std::string_view text, std::chrono::milliseconds* out) {
   auto invalid = [text] { return Status::errorf("invalid duration '{}' (use e.g. 15, 15s, 500ms, 2min)", text); };
-  double value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr == text.data()) return invalid();
-  std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
+  // Digits with at most one decimal point, read by hand: std::from_chars<double> would link libm
+  // into the daemon for its rounding-mode fallback, a library it maps for nothing else.
+  double value = 0, place = 1;
+  size_t end = 0, digits = 0;
+  bool point = false;
+  for (; end < text.size(); ++end) {
+    char c = text[end];
+    if (c == '.' && !point) {
+      point = true;
+    } else if (c >= '0' && c <= '9') {
+      ++digits;
+      if (point)
+        value += (c - '0') * (place /= 10);
+      else
+        value = value * 10 + (c - '0');
+    } else {
+      break;
+    }
+  }
+  if (digits == 0) return invalid();
+  std::string_view unit = text.substr(end);
   double scale = 0;
   if (unit.empty() || unit == "s" || unit == "sec")
     scale = 1000;
@@ -40,7 +55,9 @@ Status parse_duration(std::string_view text, std::chrono::milliseconds* out) {
   else
     return invalid();
   if (!(value > 0) || value * scale > 86400000.0 * 365) return invalid();
-  long long ms = std::llround(value * scale);
+  // Rounded to the nearest millisecond (the product is positive); not std::llround, the daemon's
+  // only use of libm, which it would otherwise map for this alone.
+  auto ms = static_cast<long long>(value * scale + 0.5);
   if (ms <= 0) return invalid();
   *out = std::chrono::milliseconds(ms);
   return {};

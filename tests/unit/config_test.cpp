@@ -81,11 +81,17 @@ TEST(Duration, AcceptsSecondsMillisecondsAndMinutes) {
   EXPECT_EQ(d, 250ms);
   ASSERT_TRUE(parse_duration("2min", &d));
   EXPECT_EQ(d, 120000ms);
+  ASSERT_TRUE(parse_duration("1.0006s", &d));  // to the nearest millisecond
+  EXPECT_EQ(d, 1001ms);
+  ASSERT_TRUE(parse_duration("0.5ms", &d));
+  EXPECT_EQ(d, 1ms);
+  ASSERT_TRUE(parse_duration(".25s", &d));
+  EXPECT_EQ(d, 250ms);
 }
 
 TEST(Duration, RejectsZeroNegativeAndGarbageLeavingTheTargetAlone) {
   std::chrono::milliseconds d = 7ms;
-  for (const char* bad : {"0", "-1", "abc", "5h", "", "s", "0.0001ms"}) {
+  for (const char* bad : {"0", "-1", "+1", " 1", "1e3", "1..5s", ".", "inf", "abc", "5h", "", "s", "0.0001ms"}) {
     Status status = parse_duration(bad, &d);
     EXPECT_EQ(status.message(), fmt::format("invalid duration '{}' (use e.g. 15, 15s, 500ms, 2min)", bad));
   }
