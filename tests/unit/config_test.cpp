@@ -300,8 +300,9 @@ TEST_F(Config, OptionValueMayFollowAnEqualsSign) {
 }
 
 TEST_F(Config, ListOptionGivenTwiceKeepsEveryValue) {
-  EXPECT_EQ(configure_with({"--config", "/dev/null", "--only-mounts", "/a", "--reply-budget", "2s", "--only-mounts", "/b"}),
-            std::nullopt);
+  EXPECT_EQ(
+      configure_with({"--config", "/dev/null", "--only-mounts", "/a", "--reply-budget", "2s", "--only-mounts", "/b"}),
+      std::nullopt);
   EXPECT_EQ(filters_.only_mounts, (std::vector<std::string>{"/a", "/b"}));
 }
 
