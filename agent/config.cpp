@@ -8,14 +8,12 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
-#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -26,10 +24,27 @@ namespace fs = std::filesystem;
 
 Status parse_duration(std::string_view text, std::chrono::milliseconds* out) {
   auto invalid = [text] { return Status::errorf("invalid duration '{}' (use e.g. 15, 15s, 500ms, 2min)", text); };
-  double value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr == text.data()) return invalid();
-  std::string_view unit(ptr, static_cast<size_t>(text.data() + text.size() - ptr));
+  // Digits with at most one decimal point, read by hand: std::from_chars<double> would link libm
+  // into the daemon for its rounding-mode fallback, a library it maps for nothing else.
+  double value = 0, place = 1;
+  size_t end = 0, digits = 0;
+  bool point = false;
+  for (; end < text.size(); ++end) {
+    char c = text[end];
+    if (c == '.' && !point) {
+      point = true;
+    } else if (c >= '0' && c <= '9') {
+      ++digits;
+      if (point)
+        value += (c - '0') * (place /= 10);
+      else
+        value = value * 10 + (c - '0');
+    } else {
+      break;
+    }
+  }
+  if (digits == 0) return invalid();
+  std::string_view unit = text.substr(end);
   double scale = 0;
   if (unit.empty() || unit == "s" || unit == "sec")
     scale = 1000;
@@ -40,7 +55,9 @@ Status parse_duration(std::string_view text, std::chrono::milliseconds* out) {
   else
     return invalid();
   if (!(value > 0) || value * scale > 86400000.0 * 365) return invalid();
-  long long ms = std::llround(value * scale);
+  // Rounded to the nearest millisecond (the product is positive); not std::llround, the daemon's
+  // only use of libm, which it would otherwise map for this alone.
+  auto ms = static_cast<long long>(value * scale + 0.5);
   if (ms <= 0) return invalid();
   *out = std::chrono::milliseconds(ms);
   return {};
@@ -261,37 +278,118 @@ Status ConfigSchema::load(const std::string& path, bool required) const {
   return {};
 }
 
+namespace {
+
+// The command line of the daemon: --help, --version, --config FILE and one option per setting,
+// each as "--flag VALUE" or "--flag=VALUE"; a list option takes every following argument up to
+// the next option. Parsed by hand rather than with CLI11, whose iostreams and locale machinery
+// would stay resident in the idling daemon (docs/PERFORMANCE.md, idle cost).
+class CommandLine {
+ public:
+  CommandLine(const ConfigSchema& schema, const CommandLineInfo& info)
+      : schema_(schema), info_(info), config_path_(info.default_config_path), values_(schema.settings().size()) {}
+
+  // std::nullopt when the program goes on, else its exit code (0 after --help or --version,
+  // 2 after a usage error, which goes to stderr).
+  std::optional<int> parse(int argc, char** argv) {
+    std::vector<std::string>* list = nullptr;  // where the arguments that are not options go
+    for (int i = 1; i < argc; ++i) {
+      std::string_view arg = argv[i];
+      if (arg == "-h" || arg == "--help") return print(help());
+      if (arg == "--version") return print(info_.version + "\n");
+      if (!arg.starts_with("--") || arg == "--") {
+        if (!list) return usage_error(fmt::format("unexpected argument '{}'", arg));
+        list->emplace_back(arg);
+        continue;
+      }
+      size_t equals = arg.find('=');
+      std::string_view flag = arg.substr(0, equals);
+      std::string value;
+      if (equals != std::string_view::npos)
+        value = arg.substr(equals + 1);
+      else if (i + 1 < argc)
+        value = argv[++i];
+      else
+        return usage_error(fmt::format("{} needs a value", flag));
+      list = nullptr;
+      if (flag == "--config") {
+        config_path_ = value;
+        config_given_ = true;
+        continue;
+      }
+      auto index = find(flag);
+      if (!index) return usage_error(fmt::format("unknown option {}", flag));
+      auto& values = values_[*index];
+      if (values && !schema_.settings()[*index].list) return usage_error(fmt::format("{} given twice", flag));
+      if (!values) values.emplace();
+      values->push_back(std::move(value));
+      if (schema_.settings()[*index].list) list = &*values;
+    }
+    return std::nullopt;
+  }
+
+  const std::string& config_path() const { return config_path_; }
+  bool config_given() const { return config_given_; }
+  // What the command line gives the setting at `index`; std::nullopt when it does not name it.
+  const std::optional<std::vector<std::string>>& values(size_t index) const { return values_[index]; }
+
+ private:
+  std::optional<size_t> find(std::string_view flag) const {
+    const auto& settings = schema_.settings();
+    for (size_t i = 0; i < settings.size(); ++i)
+      if (settings[i].flag == flag) return i;
+    return std::nullopt;
+  }
+
+  std::string help() const {
+    std::string text = fmt::format("Usage: {} [OPTIONS]\n\n{}\n\nOptions:\n", info_.program, info_.description);
+    auto option = [&text](std::string_view name, std::string_view what) {
+      text += fmt::format("  {:<30} {}\n", name, what);
+    };
+    option("-h, --help", "Print this help message and exit");
+    option("--version", "Print the version and exit");
+    option("--config FILE", fmt::format("Configuration file (drop-ins are read from FILE.d/*.conf) [default: {}]",
+                                        info_.default_config_path));
+    for (const Setting& s : schema_.settings())
+      option(fmt::format("{} {}{}", s.flag, s.placeholder, s.list ? " ..." : ""),
+             fmt::format("{} (config: [{}] {}=)", s.help, s.section, s.key));
+    if (!info_.footer.empty()) text += "\n" + info_.footer + "\n";
+    return text;
+  }
+
+  static int print(const std::string& text) {
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
+
+  int usage_error(std::string_view message) const {
+    fmt::print(stderr, "{}: {}\nRun with --help for more information.\n", info_.program, message);
+    return 2;
+  }
+
+  const ConfigSchema& schema_;
+  const CommandLineInfo& info_;
+  std::string config_path_;
+  bool config_given_ = false;
+  std::vector<std::optional<std::vector<std::string>>> values_;
+};
+
+}  // namespace
+
 std::optional<int> configure(const ConfigSchema& schema, int argc, char** argv, const CommandLineInfo& info) {
-  CLI::App app{info.description, info.program};
-  std::string config_path = info.default_config_path;
-  app.add_option("--config", config_path, "Configuration file (drop-ins are read from FILE.d/*.conf)")
-      ->default_val(info.default_config_path);
-  app.set_version_flag("--version", info.version);
-  app.footer(info.footer);
-  const auto& settings = schema.settings();
-  std::vector<std::vector<std::string>> values(settings.size());
-  std::vector<CLI::Option*> options;
-  for (size_t i = 0; i < settings.size(); ++i) {
-    const Setting& s = settings[i];
-    auto* option = app.add_option(s.flag, values[i], fmt::format("{} (config: [{}] {}=)", s.help, s.section, s.key));
-    option->type_name(s.placeholder);
-    if (!s.list) option->expected(1);
-    options.push_back(option);
-  }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0, every usage error 2
-  }
-  if (Status status = schema.load(config_path, app.count("--config") > 0); !status) {
+  CommandLine command_line(schema, info);
+  if (auto code = command_line.parse(argc, argv)) return code;
+  if (Status status = schema.load(command_line.config_path(), command_line.config_given()); !status) {
     fmt::print(stderr, "{}: configuration error: {}\n", info.program, status.message());
     return 2;
   }
+  const auto& settings = schema.settings();
   for (size_t i = 0; i < settings.size(); ++i) {
-    if (options[i]->count() == 0) continue;
+    const auto& values = command_line.values(i);
+    if (!values) continue;
     // The command line replaces the files' list.
     Status status = settings[i].list ? settings[i].apply({}) : Status::ok();
-    if (status) status = settings[i].apply(values[i]);
+    if (status) status = settings[i].apply(*values);
     if (!status) {
       fmt::print(stderr, "{}: {}: {}\n", info.program, settings[i].flag, status.message());
       return 2;

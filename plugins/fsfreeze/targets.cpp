@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 #include <fnmatch.h>
+#include <linux/limits.h>
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <string_view>
@@ -19,15 +22,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The first line of a sysfs attribute, without its newline; std::nullopt when it cannot be read.
+// stdio rather than std::ifstream, whose locale machinery would stay resident in the daemon.
+std::optional<std::string> first_line(const fs::path& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "re"), &std::fclose);
+  std::array<char, PATH_MAX + 16> line{};  // a path and " (deleted)"
+  if (!file || !std::fgets(line.data(), static_cast<int>(line.size()), file.get())) return std::nullopt;
+  std::string text(line.data());
+  if (text.ends_with('\n')) text.pop_back();
+  return text;
+}
+
 void collect_backing_files(const fs::path& dev_dir, std::vector<std::string>& out, int depth) {
   if (depth > 8) return;
   std::error_code ec;
   fs::path dir = fs::exists(dev_dir / "partition", ec) ? dev_dir.parent_path() : dev_dir;
-  std::ifstream backing(dir / "loop" / "backing_file");
-  std::string file;
-  if (backing && std::getline(backing, file)) {
-    if (file.ends_with(" (deleted)")) file.resize(file.size() - 10);
-    out.push_back(file);
+  if (auto file = first_line(dir / "loop" / "backing_file")) {
+    if (file->ends_with(" (deleted)")) file->resize(file->size() - 10);
+    out.push_back(*file);
     return;
   }
   for (const auto& slave : fs::directory_iterator(dir / "slaves", ec))

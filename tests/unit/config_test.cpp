@@ -81,11 +81,17 @@ TEST(Duration, AcceptsSecondsMillisecondsAndMinutes) {
   EXPECT_EQ(d, 250ms);
   ASSERT_TRUE(parse_duration("2min", &d));
   EXPECT_EQ(d, 120000ms);
+  ASSERT_TRUE(parse_duration("1.0006s", &d));  // to the nearest millisecond
+  EXPECT_EQ(d, 1001ms);
+  ASSERT_TRUE(parse_duration("0.5ms", &d));
+  EXPECT_EQ(d, 1ms);
+  ASSERT_TRUE(parse_duration(".25s", &d));
+  EXPECT_EQ(d, 250ms);
 }
 
 TEST(Duration, RejectsZeroNegativeAndGarbageLeavingTheTargetAlone) {
   std::chrono::milliseconds d = 7ms;
-  for (const char* bad : {"0", "-1", "abc", "5h", "", "s", "0.0001ms"}) {
+  for (const char* bad : {"0", "-1", "+1", " 1", "1e3", "1..5s", ".", "inf", "abc", "5h", "", "s", "0.0001ms"}) {
     Status status = parse_duration(bad, &d);
     EXPECT_EQ(status.message(), fmt::format("invalid duration '{}' (use e.g. 15, 15s, 500ms, 2min)", bad));
   }
@@ -285,6 +291,38 @@ TEST_F(Config, MissingDefaultConfigIsFineButMissingNamedConfigExitsTwo) {
   std::string err;
   EXPECT_EQ(configure_with({"--config", (dir_ / "absent.conf").string()}, &err), 2);
   EXPECT_NE(err.find("absent.conf: No such file or directory"), std::string::npos) << err;
+}
+
+TEST_F(Config, OptionValueMayFollowAnEqualsSign) {
+  EXPECT_EQ(configure_with({"--config=/dev/null", "--reply-budget=1500ms", "--only-mounts=/c", "/d"}), std::nullopt);
+  EXPECT_EQ(agent_.reply_budget, 1500ms);
+  EXPECT_EQ(filters_.only_mounts, (std::vector<std::string>{"/c", "/d"}));
+}
+
+TEST_F(Config, ListOptionGivenTwiceKeepsEveryValue) {
+  EXPECT_EQ(
+      configure_with({"--config", "/dev/null", "--only-mounts", "/a", "--reply-budget", "2s", "--only-mounts", "/b"}),
+      std::nullopt);
+  EXPECT_EQ(filters_.only_mounts, (std::vector<std::string>{"/a", "/b"}));
+}
+
+TEST_F(Config, UsageErrorsExitTwoNamingTheArgument) {
+  for (auto [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--no-such-option", "x"}, "unknown option --no-such-option"},
+           {{"--device"}, "--device needs a value"},
+           {{"--device", "/a", "--device", "/b"}, "--device given twice"},
+           {{"stray"}, "unexpected argument 'stray'"},
+           {{"--device", "/a", "stray"}, "unexpected argument 'stray'"}}) {
+    std::string err;
+    EXPECT_EQ(configure_with(args, &err), 2) << message;
+    EXPECT_EQ(err, "hv-vss-agent: " + message + "\nRun with --help for more information.\n");
+  }
+}
+
+TEST_F(Config, VersionPrintsTheVersionAndExitsZero) {
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(configure_with({"--version"}), 0);
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "hv-vss-agent test\n");
 }
 
 TEST_F(Config, HelpListsEveryOptionWithItsKeyAndExitsZero) {
