@@ -55,11 +55,12 @@ Status parse_duration(std::string_view text, std::chrono::milliseconds* out) {
   else
     return invalid();
   if (!(value > 0) || value * scale > 86400000.0 * 365) return invalid();
-  // Rounded to the nearest millisecond (the product is positive); not std::llround, the daemon's
-  // only use of libm, which it would otherwise map for this alone.
-  auto ms = static_cast<long long>(value * scale + 0.5);
-  if (ms <= 0) return invalid();
-  *out = std::chrono::milliseconds(ms);
+  // Rounded to the nearest millisecond, halves up (not std::llround, the daemon's only use of libm,
+  // which it would otherwise map for this alone).
+  auto ms =
+      std::chrono::floor<std::chrono::milliseconds>(std::chrono::duration<double, std::milli>(value * scale + 0.5));
+  if (ms.count() <= 0) return invalid();
+  *out = ms;
   return {};
 }
 
@@ -76,7 +77,7 @@ Setting single_setting(std::string section, std::string key, std::string flag, s
 }
 
 Setting duration_setting(std::string section, std::string key, std::string flag, std::string help,
-                         std::chrono::milliseconds* target, DurationRange range) {
+                         std::chrono::milliseconds* target, const DurationRange& range) {
   return single_setting(std::move(section), std::move(key), std::move(flag), std::move(help), "DURATION",
                         [target, range](const std::string& value) {
                           std::chrono::milliseconds parsed{};

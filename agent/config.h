@@ -47,7 +47,7 @@ struct DurationRange {
   std::string why = "the allowed range";
 };
 Setting duration_setting(std::string section, std::string key, std::string flag, std::string help,
-                         std::chrono::milliseconds* target, DurationRange range = {});
+                         std::chrono::milliseconds* target, const DurationRange& range = {});
 // "15s", "500ms", "2min": the shortest exact form.
 std::string format_duration(std::chrono::milliseconds d);
 // A non-empty path.

@@ -9,6 +9,11 @@ packages=(cmake g++ make pkg-config libsystemd-dev libspdlog-dev libfmt-dev libc
           debhelper lintian rpm rpmlint file elfutils  # tools/packages: the builds, their linters
           qemu-guest-agent)                            # bench/run: idle cost beside Debian's guest agent
 
+# A stage's heading, with the time since the script started (to see where a run's minutes go).
+stage() {
+  printf '==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"
+}
+
 need_root() {
   [ "$(id -u)" -eq 0 ] || { echo "$0: must run as root (it mounts and freezes scratch filesystems)" >&2; exit 1; }
 }
@@ -17,7 +22,7 @@ install_deps() {  # install_deps [extra packages...]
   local missing=() p
   for p in "${packages[@]}" "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   [ ${#missing[@]} -eq 0 ] && return
-  echo "==> installing ${missing[*]}"
+  stage "installing ${missing[*]}"
   apt-get update -qq
   # Installed, but no service started (the database servers': tests start private ones of their own).
   local policy=/usr/sbin/policy-rc.d created=''
@@ -32,7 +37,7 @@ build() {  # build DIR [cmake args...] [-- cmake --build args...]
   local dir=$1 configure=(); shift
   while [ $# -gt 0 ] && [ "$1" != -- ]; do configure+=("$1"); shift; done
   [ $# -gt 0 ] && shift
-  echo "==> building in $dir"
+  stage "building in $dir"
   cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${configure[@]}" >/dev/null
   cmake --build "$dir" -j "$(nproc)" "$@"
 }
