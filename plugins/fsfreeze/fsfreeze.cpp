@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <numeric>
 #include <system_error>
 #include <thread>
 
@@ -301,20 +302,34 @@ void FsFreeze::abort() {
 }
 
 std::string FsFreeze::thaw_held(std::vector<Held>& held, std::vector<Held>* kept) const {
+  // The last wave first, whatever order `held` is in (what holds a loop device's backing file
+  // thaws before the filesystem on it, whose FITHAW writes to that file); the filesystems of one
+  // wave are independent and thaw in parallel, as they froze.
+  std::vector<size_t> order(held.size());
+  std::iota(order.rbegin(), order.rend(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return held[a].wave > held[b].wave; });
+  std::vector<int> errors(held.size(), 0);
+  for (size_t begin = 0, end = 0; begin < order.size(); begin = end) {
+    while (end < order.size() && held[order[end]].wave == held[order[begin]].wave) ++end;
+    for_each_parallel(end - begin, [&](size_t i) {
+      errors[order[begin + i]] = ioctl(held[order[begin + i]].fd.get(), FITHAW, 0) == 0 ? 0 : errno;
+    });
+  }
   std::vector<std::string> problems, thawed;
-  for (auto it = held.rbegin(); it != held.rend(); ++it) {
-    if (ioctl(it->fd.get(), FITHAW, 0) == 0) {
-      thawed.push_back(it->mount_point);
-    } else if (errno == EINVAL) {
-      problems.push_back(fmt::format("{} was already thawed by someone else", it->mount_point));
+  for (size_t i : order) {
+    if (errors[i] == 0) {
+      thawed.push_back(held[i].mount_point);
+    } else if (errors[i] == EINVAL) {
+      problems.push_back(fmt::format("{} was already thawed by someone else", held[i].mount_point));
     } else {
       problems.push_back(
-          fmt::format("FITHAW {}: {} (still frozen; retried later)", it->mount_point, errno_text(errno)));
-      kept->insert(kept->begin(), std::move(*it));
+          fmt::format("FITHAW {}: {} (still frozen; retried later)", held[i].mount_point, errno_text(errors[i])));
       continue;
     }
-    intent_.remove(it->dev);
+    intent_.remove(held[i].dev);
   }
+  for (size_t i = 0; i < held.size(); ++i)
+    if (errors[i] != 0 && errors[i] != EINVAL) kept->push_back(std::move(held[i]));
   held.clear();
   std::string detail = fmt::format("thawed {} filesystem(s)", thawed.size());
   if (!thawed.empty()) detail += ": " + join(thawed);

@@ -60,7 +60,8 @@ class FsFreeze final : public SyncParticipant {
   Status record_intent(const std::vector<Held>& held) const;
   static std::vector<PresyncTarget> presync_targets(const std::vector<Held>& held);
   void freeze_one(Held& held, int* error);
-  // FITHAW in reverse order; keeps what could not be thawed, forgets the rest. Returns a sentence.
+  // FITHAW by wave, the last first, each wave in parallel; keeps what could not be thawed (in
+  // `kept`), forgets the rest. Returns a sentence.
   std::string thaw_held(std::vector<Held>& held, std::vector<Held>* kept) const;
   std::string thaw_ours();
   void join_rescue();
