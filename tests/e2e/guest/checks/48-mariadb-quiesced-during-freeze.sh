@@ -9,16 +9,29 @@ rows_above() { [ "$(rows)" -gt "$1" ]; }
 # SHOW PROCESSLIST, not information_schema: that one builds a temporary table in /tmp, on the
 # frozen root filesystem, and would wait for the thaw.
 insert_waits_for_backup_lock() { db "SHOW FULL PROCESSLIST" | grep -q "Waiting for backup lock.*INSERT INTO e2e.t"; }
-# When (CLOCK_MONOTONIC, s) this boot's journal first has a line of UNIT matching PATTERN.
+# When (s since the epoch: the guest has no network, so no clock steps) this boot's journal has a
+# line of UNIT matching PATTERN: the first, or with "last" the last.
 logged_at() {
-  journalctl -b -u "$1" -o short-monotonic | grep -m1 -- "$2" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'
+  local pick="head -1"
+  if [ "${3:-}" = last ]; then pick="tail -1"; fi
+  journalctl -b -u "$1" -o short-unix | grep -- "$2" | $pick | sed -n 's/^\([0-9.]*\) .*/\1/p'
 }
 logged() { [ -n "$(logged_at "$1" "$2")" ]; }
 before() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a != "" && b != "" && a < b)}'; }
+# The writer's longest wait: the start times (s since the epoch) of the two consecutive INSERTs
+# furthest apart. A row's time is its statement's start, so the first of the two is the INSERT
+# that waited for the lock and the second the one after it.
+longest_wait() {
+  db "SELECT UNIX_TIMESTAMP(prev), UNIX_TIMESTAMP(at) FROM (SELECT at, LAG(at) OVER (ORDER BY id) AS prev
+      FROM e2e.t) g WHERE prev IS NOT NULL ORDER BY TIMESTAMPDIFF(MICROSECOND, prev, at) DESC LIMIT 1"
+}
+# "+S.SSS s": T relative to ORIGIN.
+since() { awk -v t="$1" -v o="$2" 'BEGIN{printf "%+.3f s", t - o}'; }
 
 check_mariadb_quiesced_during_freeze() {
   systemctl start mariadb.service || { why "mariadb.service did not start"; return 1; }
-  db "CREATE DATABASE e2e; CREATE TABLE e2e.t (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB" ||
+  db "CREATE DATABASE e2e; CREATE TABLE e2e.t (id INT AUTO_INCREMENT PRIMARY KEY,
+    at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB" ||
     { why "cannot create the table"; return 1; }
   if ! cp /usr/share/doc/hv-vss-agent/examples/mariadb-quiesce.service /etc/systemd/system/ ||
     ! systemctl daemon-reload || ! systemctl enable -q mariadb-quiesce.service; then
@@ -54,18 +67,24 @@ check_mariadb_quiesced_during_freeze() {
   [ ! -s "$E2E/inserter.err" ] || { why "the inserting client said: $(head -3 "$E2E/inserter.err")"; return 1; }
   # The lock was confirmed before the FREEZE reply, and given back after the THAW reply.
   wait_for 20 logged mariadb-quiesce.service "unlock: confirmed" || { why "no unlock in the hook's journal"; return 1; }
-  local locked frozen thawed unlocked
-  locked=$(journalctl -b -u mariadb-quiesce.service -o short-monotonic | grep "lock: confirmed" | grep -v unlock |
-    tail -1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+  local locked frozen thawed unlocked waited resumed
+  locked=$(logged_at mariadb-quiesce.service " lock: confirmed" last)
   frozen=$(logged_at "$AGENT" "txn=$txn op=FREEZE .*replied HV_S_OK")
   thawed=$(logged_at "$AGENT" "txn=$txn op=THAW .*replied HV_S_OK")
-  unlocked=$(journalctl -b -u mariadb-quiesce.service -o short-monotonic | grep "unlock: BACKUP STAGE END" |
-    tail -1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+  unlocked=$(logged_at mariadb-quiesce.service "unlock: BACKUP STAGE END" last)
+  read -r waited resumed <<<"$(longest_wait)"
+  note "txn $txn: $after rows before THAW, $(rows) after; the writer waited from $(date -u -d "@$waited" +%T.%3N)" \
+    "to $(since "$resumed" "$waited"); lock confirmed $(since "$locked" "$waited"), FREEZE answered" \
+    "$(since "$frozen" "$waited"), THAW answered $(since "$thawed" "$waited"), unlock sent $(since "$unlocked" "$waited")"
   if ! before "$locked" "$frozen" || ! before "$thawed" "$unlocked"; then
-    why "journal times: locked $locked, FREEZE answered $frozen, THAW answered $thawed, unlock sent $unlocked"
+    why "the lock was not held from before the FREEZE reply to after the THAW reply"
     return 1
   fi
-  note "txn $txn: $after rows before THAW, $(rows) after; inserts waited for the backup lock during the hold"
+  # The freeze window lies inside the writer's wait: no row was written while anything was frozen.
+  if ! before "$waited" "$frozen" || ! before "$thawed" "$resumed"; then
+    why "the writer's longest wait does not cover FREEZE answered to THAW answered"
+    return 1
+  fi
   systemctl disable -q mariadb-quiesce.service
   systemctl stop mariadb.service
 }
