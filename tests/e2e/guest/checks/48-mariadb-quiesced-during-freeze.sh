@@ -25,8 +25,8 @@ longest_wait() {
   db "SELECT UNIX_TIMESTAMP(prev), UNIX_TIMESTAMP(at) FROM (SELECT at, LAG(at) OVER (ORDER BY id) AS prev
       FROM e2e.t) g WHERE prev IS NOT NULL ORDER BY TIMESTAMPDIFF(MICROSECOND, prev, at) DESC LIMIT 1"
 }
-# "+S.SSS s": T relative to ORIGIN.
-since() { awk -v t="$1" -v o="$2" 'BEGIN{printf "%+.3f s", t - o}'; }
+# offset T ORIGIN: "+S.SSS s", T relative to ORIGIN.
+offset() { awk -v t="$1" -v o="$2" 'BEGIN{printf "%+.3f s", t - o}'; }
 
 check_mariadb_quiesced_during_freeze() {
   systemctl start mariadb.service || { why "mariadb.service did not start"; return 1; }
@@ -74,8 +74,8 @@ check_mariadb_quiesced_during_freeze() {
   unlocked=$(logged_at mariadb-quiesce.service "unlock: BACKUP STAGE END" last)
   read -r waited resumed <<<"$(longest_wait)"
   note "txn $txn: $after rows before THAW, $(rows) after; the writer waited from $(date -u -d "@$waited" +%T.%3N)" \
-    "to $(since "$resumed" "$waited"); lock confirmed $(since "$locked" "$waited"), FREEZE answered" \
-    "$(since "$frozen" "$waited"), THAW answered $(since "$thawed" "$waited"), unlock sent $(since "$unlocked" "$waited")"
+    "to $(offset "$resumed" "$waited"); lock confirmed $(offset "$locked" "$waited"), FREEZE answered" \
+    "$(offset "$frozen" "$waited"), THAW answered $(offset "$thawed" "$waited"), unlock sent $(offset "$unlocked" "$waited")"
   if ! before "$locked" "$frozen" || ! before "$thawed" "$unlocked"; then
     why "the lock was not held from before the FREEZE reply to after the THAW reply"
     return 1

@@ -11,7 +11,7 @@ check_journal_on_frozen_root() {
   logger -t hv-vss-e2e "$token"
   sim_send THAW || return 1
   journalctl --sync
-  wait_for 30 journal_has "$cursor" 'op=THAW.*transaction finished' || {
+  wait_for 30 agent_logged_after "$cursor" 'op=THAW.*transaction finished' || {
     why "the agent's THAW lines are not in the journal after the thaw"
     return 1
   }
@@ -19,4 +19,4 @@ check_journal_on_frozen_root() {
   wait_for 30 in_journal "$token" || why "the line logger sent while / was frozen is missing"
 }
 in_journal() { journalctl -q -b -o cat | grep -qF "$1"; }
-journal_has() { journalctl -q --after-cursor "$1" -u "$AGENT" -o cat | grep -qE "$2"; }
+agent_logged_after() { journalctl -q --after-cursor "$1" -u "$AGENT" -o cat | grep -qE "$2"; }
