@@ -12,9 +12,8 @@ insert_waits_for_backup_lock() { db "SHOW FULL PROCESSLIST" | grep -q "Waiting f
 # When (s since the epoch: the guest has no network, so no clock steps) this boot's journal has a
 # line of UNIT matching PATTERN: the first, or with "last" the last.
 logged_at() {
-  local pick="head -1"
-  if [ "${3:-}" = last ]; then pick="tail -1"; fi
-  journalctl -b -u "$1" -o short-unix | grep -- "$2" | $pick | sed -n 's/^\([0-9.]*\) .*/\1/p'
+  journalctl -b -u "$1" -o short-unix | grep -- "$2" | sed -n 's/^\([0-9.]*\) .*/\1/p' |
+    if [ "${3:-}" = last ]; then tail -1; else head -1; fi
 }
 logged() { [ -n "$(logged_at "$1" "$2")" ]; }
 before() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a != "" && b != "" && a < b)}'; }
